@@ -1,0 +1,272 @@
+//! The run from validated configuration to exit code: endpoints, schema and seed, the load
+//! test, reports, shutdown.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Mode};
+use crate::db::schema::{self, Prepared};
+use crate::db::target::{describe_pg_error, ConnectError, Target};
+use crate::db::{seed, Endpoints};
+use crate::load::{self, LoadResult};
+use crate::report::summary::{RunInfo, Summary};
+use crate::report::{csv_io, locust, write_atomic};
+use crate::workload::dataset::Dataset;
+use crate::Exit;
+
+/// A failure that ends the run, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad input or an unusable environment (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The run started but could not finish (exit 1).
+    #[error("{0}")]
+    Failed(String),
+    /// Stopped by a signal before the load test began (exit 130).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl AppError {
+    /// The exit code.
+    pub fn exit(&self) -> Exit {
+        match self {
+            AppError::Usage(_) => Exit::Usage,
+            AppError::Failed(_) => Exit::Failed,
+            AppError::Interrupted => Exit::Interrupted,
+        }
+    }
+}
+
+static SIGNALS: OnceLock<CancellationToken> = OnceLock::new();
+static CHILD_PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// The process-wide cancellation token, cancelled by the first SIGINT/SIGTERM. The second
+/// signal stops the embedded servers and exits at once.
+pub fn signals() -> CancellationToken {
+    SIGNALS
+        .get_or_init(|| {
+            let token = CancellationToken::new();
+            let handler_token = token.clone();
+            // Goose tries to install its own handler later and carries on when it cannot;
+            // ours forwards to Goose's killswitch so its users stop and its reports are written.
+            let _ = ctrlc::set_handler(move || {
+                if handler_token.is_cancelled() {
+                    eprintln!("second signal: exiting now");
+                    for pid in CHILD_PIDS.lock().map(|p| p.clone()).unwrap_or_default() {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGINT,
+                        );
+                    }
+                    std::process::exit(Exit::Interrupted as i32);
+                }
+                eprintln!(
+                    "signal received: stopping users and writing reports (again to exit now)"
+                );
+                handler_token.cancel();
+                goose::trigger_killswitch("signal received");
+            });
+            token
+        })
+        .clone()
+}
+
+/// Runs the configured job.
+pub async fn run(config: Config) -> Result<Exit, AppError> {
+    let signals = signals();
+    let endpoints = tokio::select! {
+        e = Endpoints::open(&config) => e.map_err(|e| AppError::Usage(e.to_string()))?,
+        _ = signals.cancelled() => return Err(AppError::Interrupted),
+    };
+    *CHILD_PIDS.lock().unwrap_or_else(|p| p.into_inner()) = endpoints.server_pids();
+    let result = run_on(&config, &endpoints, &signals).await;
+    endpoints.shutdown().await;
+    CHILD_PIDS.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    result
+}
+
+async fn run_on(
+    config: &Config,
+    endpoints: &Endpoints,
+    signals: &CancellationToken,
+) -> Result<Exit, AppError> {
+    let dataset = tokio::select! {
+        d = prepare_data(config, &endpoints.primary) => d?,
+        _ = signals.cancelled() => return Err(AppError::Interrupted),
+    };
+    if config.mode == Mode::Setup {
+        println!(
+            "memory_entries ready on {}: {}",
+            endpoints.primary.display(),
+            dataset.describe()
+        );
+        return Ok(Exit::Success);
+    }
+    if !endpoints.replicas.is_empty() {
+        wait_for_replicas(&endpoints.replicas, dataset.total_rows()).await?;
+    }
+    let started_at = chrono::Utc::now();
+    let result = load::run(config, endpoints, dataset.clone())
+        .await
+        .map_err(|e| match e {
+            load::LoadError::Connect { .. } => AppError::Usage(e.to_string()),
+            load::LoadError::Goose(msg) => AppError::Usage(format!("goose: {msg}")),
+        })?;
+    let info = RunInfo {
+        started_at,
+        elapsed: result.elapsed,
+        target: endpoints.primary.display(),
+        layout: config.table.layout.to_string(),
+        dataset: dataset.describe(),
+        index: format!(
+            "hnsw m={} ef_construction={} ef_search={} iterative_scan={}",
+            config.table.m, config.table.ef_construction, config.ef_search, config.iterative_scan
+        ),
+        max_users: result.max_users,
+        interrupted: result.interrupted,
+    };
+    write_reports(&config.report_dir, &info, &result).map_err(|e| {
+        AppError::Failed(format!(
+            "writing reports in {}: {e}",
+            config.report_dir.display()
+        ))
+    })?;
+    if let Some(failed) = &result.thresholds_failed {
+        eprintln!("thresholds breached: {failed}");
+    }
+    Ok(if result.interrupted {
+        Exit::Interrupted
+    } else if result.thresholds_failed.is_some() {
+        Exit::SloBreached
+    } else {
+        Exit::Success
+    })
+}
+
+/// Builds the dataset, makes sure pgvector and the table exist, and seeds when needed.
+pub async fn prepare_data(config: &Config, primary: &Target) -> Result<Arc<Dataset>, AppError> {
+    let dataset = match &config.vectors_file {
+        Some(path) => Dataset::from_file(path, config.dataset.clone()),
+        None => Dataset::synthetic(config.dataset.clone()),
+    }
+    .map(Arc::new)
+    .map_err(|e| AppError::Usage(e.to_string()))?;
+    let client = primary
+        .connect()
+        .await
+        .map_err(|e| connect_error(primary, e))?;
+    let usage = |e: schema::SchemaError| match e {
+        schema::SchemaError::Db(e) => {
+            AppError::Failed(format!("schema setup failed: {}", describe_pg_error(&e)))
+        }
+        other => AppError::Usage(other.to_string()),
+    };
+    let version = schema::ensure_pgvector(&client, config.iterative_scan != "off")
+        .await
+        .map_err(usage)?;
+    let namespaces: Vec<String> = (0..dataset.namespace_count())
+        .map(|ns| dataset.namespace_name(ns))
+        .collect();
+    let prepared = schema::prepare(
+        &client,
+        &config.table,
+        &namespaces,
+        &dataset.fingerprint(),
+        config.reset,
+    )
+    .await
+    .map_err(usage)?;
+    if prepared == Prepared::Reuse {
+        eprintln!(
+            "reusing seeded data ({}; pgvector {version})",
+            dataset.describe()
+        );
+        return Ok(dataset);
+    }
+    eprintln!("seeding {} ...", dataset.describe());
+    let timings = seed::copy_dataset(primary, dataset.clone(), 2)
+        .await
+        .map_err(|e| AppError::Failed(format!("seeding failed: {e}")))?;
+    eprintln!(
+        "copied {} rows in {:.1}s ({:.0} rows/s, binary COPY); building HNSW index (m={}, ef_construction={}) ...",
+        timings.rows,
+        timings.copy.as_secs_f64(),
+        timings.rows_per_sec(),
+        config.table.m,
+        config.table.ef_construction
+    );
+    let index_started = Instant::now();
+    schema::finish(&client, &config.table, &dataset.describe())
+        .await
+        .map_err(usage)?;
+    eprintln!(
+        "index built in {:.1}s",
+        index_started.elapsed().as_secs_f64()
+    );
+    Ok(dataset)
+}
+
+fn connect_error(target: &Target, e: ConnectError) -> AppError {
+    AppError::Usage(format!("cannot connect to {}: {e}", target.display()))
+}
+
+/// Replicas must have replayed the seed before reads go to them, or searches would find
+/// nothing and retrieves would miss.
+async fn wait_for_replicas(replicas: &[Target], rows: usize) -> Result<(), AppError> {
+    for replica in replicas {
+        let client = replica
+            .connect()
+            .await
+            .map_err(|e| connect_error(replica, e))?;
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let n: i64 = match client
+                .query_one(
+                    "SELECT count(*) FROM memory_entries WHERE key NOT LIKE 'lt\\_%'",
+                    &[],
+                )
+                .await
+            {
+                Ok(row) => row.get(0),
+                Err(_) => 0,
+            };
+            if n as usize >= rows {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(AppError::Failed(format!(
+                    "replica {} has {n} of {rows} seeded rows after 120 s",
+                    replica.display()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the CSVs and the summary, and prints the summary table.
+fn write_reports(dir: &Path, info: &RunInfo, result: &LoadResult) -> std::io::Result<()> {
+    let snapshot = &result.snapshot;
+    write_atomic(&dir.join("load_test_stats.csv"), |w| {
+        locust::write_stats(w, snapshot, info.elapsed).map_err(csv_io)
+    })?;
+    write_atomic(&dir.join("load_test_failures.csv"), |w| {
+        locust::write_failures(w, snapshot).map_err(csv_io)
+    })?;
+    write_atomic(&dir.join("load_test_stats_history.csv"), |w| {
+        locust::write_history(w, &result.history).map_err(csv_io)
+    })?;
+    let summary = Summary::new(info, snapshot);
+    write_atomic(&dir.join("load_test_summary.json"), |w| {
+        summary.write_json(w).map_err(std::io::Error::other)
+    })?;
+    summary.print(std::io::stdout())?;
+    println!("reports written to {}", dir.display());
+    Ok(())
+}

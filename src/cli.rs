@@ -1,0 +1,249 @@
+//! The raw command line (clap derive). Nothing outside [`crate::config`] reads it: it is turned
+//! into a validated [`crate::config::Config`] before anything runs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use goose::config::GooseConfiguration;
+
+/// Load-test, benchmark and monitor PostgreSQL + pgvector.
+///
+/// Without a subcommand, runs the weighted Goose load test (single- and cross-namespace kNN
+/// search, key lookup, insert, background bulk inserts). Without --database-url, an embedded
+/// PostgreSQL with pgvector is provisioned, seeded and used.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgvector-loadtest",
+    disable_version_flag = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// What to do (default: the load test).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Database connection.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Schema and dataset.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Workload shape.
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Where reports go.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "reports",
+        help_heading = "Reports"
+    )]
+    pub report_dir: PathBuf,
+    /// Users started per second: Locust's name for Goose's --increase-rate
+    #[arg(long, value_name = "RATE", help_heading = "Load test")]
+    pub hatch_rate: Option<String>,
+    /// Goose's own options.
+    #[command(flatten)]
+    pub goose: GooseConfiguration,
+}
+
+/// Subcommands beside the default load test.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the schema and seed the dataset, then exit.
+    Setup,
+}
+
+/// Where the database is.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// PostgreSQL URL or key=value string; without it, the embedded server is used.
+    /// A postgres:// --host is taken as this.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true,
+        help_heading = "Database"
+    )]
+    pub database_url: Option<String>,
+    /// Read endpoint (a streaming replica); repeatable.
+    #[arg(long, global = true, value_name = "URL", help_heading = "Database")]
+    pub replica_url: Vec<String>,
+    /// Where searches and retrieves go (auto: replicas when any are configured).
+    #[arg(long, global = true, value_enum, default_value_t = ReadFrom::Auto, help_heading = "Database")]
+    pub read_from: ReadFrom,
+    /// Connections in the pool (per endpoint).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 100,
+        value_name = "N",
+        help_heading = "Database"
+    )]
+    pub pool_size: u32,
+    /// How long an operation waits for a pool connection before failing as pool_timeout.
+    #[arg(long, global = true, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION", help_heading = "Database")]
+    pub pool_timeout: std::time::Duration,
+    /// Server-side statement_timeout for every query (e.g. 5s).
+    #[arg(long, global = true, value_parser = humantime::parse_duration, value_name = "DURATION", help_heading = "Database")]
+    pub statement_timeout: Option<std::time::Duration>,
+    /// Embedded server: streaming replicas to start and read from.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 0,
+        value_name = "N",
+        help_heading = "Embedded server"
+    )]
+    pub embedded_replicas: u32,
+    /// Embedded server: delete its data directory first (reseeds).
+    #[arg(long, global = true, help_heading = "Embedded server")]
+    pub wipe: bool,
+    /// Embedded server: use this PostgreSQL bin directory (with pgvector) instead of the wheel.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help_heading = "Embedded server"
+    )]
+    pub pg_bin: Option<PathBuf>,
+}
+
+/// Where reads are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReadFrom {
+    /// Replicas when configured, else the primary.
+    Auto,
+    /// Always the primary.
+    Primary,
+    /// The replicas (round robin per user); an error when none is configured.
+    Replicas,
+}
+
+/// Table layout, index and dataset.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Table layout: list (partition per namespace), hash:N (N shards), single.
+    #[arg(
+        long,
+        global = true,
+        default_value = "list",
+        help_heading = "Schema and data"
+    )]
+    pub layout: String,
+    /// HNSW m.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 16,
+        help_heading = "Schema and data"
+    )]
+    pub m: u32,
+    /// HNSW ef_construction.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 64,
+        help_heading = "Schema and data"
+    )]
+    pub ef_construction: u32,
+    /// hnsw.ef_search for every query.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 40,
+        help_heading = "Schema and data"
+    )]
+    pub ef_search: u32,
+    /// hnsw.iterative_scan: off, relaxed_order, strict_order (default: relaxed_order for
+    /// hash:N, else off).
+    #[arg(long, global = true, help_heading = "Schema and data")]
+    pub iterative_scan: Option<String>,
+    /// Namespaces in the dataset.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 10,
+        help_heading = "Schema and data"
+    )]
+    pub namespaces: usize,
+    /// Rows per namespace (mean, when skewed).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 5000,
+        help_heading = "Schema and data"
+    )]
+    pub rows_per_namespace: usize,
+    /// Embedding dimension.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 384,
+        help_heading = "Schema and data"
+    )]
+    pub dim: usize,
+    /// Seed of the dataset and of the users' random choices.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 42,
+        help_heading = "Schema and data"
+    )]
+    pub seed: u64,
+    /// Topics (clusters) per namespace.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 16,
+        help_heading = "Schema and data"
+    )]
+    pub topics: usize,
+    /// Zipf exponent of namespace sizes (0 = equal sizes).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 0.0,
+        help_heading = "Schema and data"
+    )]
+    pub namespace_skew: f64,
+    /// Real vectors from a .npy or .fvecs file instead of synthetic ones.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Schema and data"
+    )]
+    pub vectors_file: Option<PathBuf>,
+    /// Drop and recreate memory_entries (only when this harness created it).
+    #[arg(long, global = true, help_heading = "Schema and data")]
+    pub reset: bool,
+}
+
+/// What the users do.
+#[derive(Debug, Args)]
+pub struct WorkloadArgs {
+    /// k of the single-namespace search.
+    #[arg(long, global = true, default_value_t = 10, help_heading = "Workload")]
+    pub k: u32,
+    /// k of the cross-namespace search.
+    #[arg(long, global = true, default_value_t = 20, help_heading = "Workload")]
+    pub cross_k: u32,
+    /// Namespaces per cross-namespace search.
+    #[arg(long, global = true, default_value_t = 5, help_heading = "Workload")]
+    pub cross_namespaces: usize,
+    /// Drop single-namespace results below this cosine similarity (the original used 0.7).
+    #[arg(long, global = true, help_heading = "Workload")]
+    pub min_similarity: Option<f64>,
+    /// Share of retrieves that ask for an existing key.
+    #[arg(long, global = true, default_value_t = 1.0, help_heading = "Workload")]
+    pub retrieve_hit_ratio: f64,
+    /// Rows per bulk insert in the load test.
+    #[arg(long, global = true, default_value_t = 50, help_heading = "Workload")]
+    pub bulk_batch: usize,
+    /// Share of users that are background bulk inserters.
+    #[arg(long, global = true, default_value_t = 0.1, help_heading = "Workload")]
+    pub bulk_user_share: f64,
+}

@@ -1,0 +1,346 @@
+//! The validated configuration: built once from the raw CLI, checked before any server is
+//! started or any load is sent, and the only thing the rest of the program reads.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use goose::config::GooseConfiguration;
+
+use crate::cli::{Cli, Command, ReadFrom};
+use crate::db::schema::{Layout, TableSpec};
+use crate::db::target::Target;
+use crate::workload::dataset::DatasetSpec;
+
+/// A usage or configuration error: exit code 2, one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn bad(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+/// What the run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The Goose load test.
+    Load,
+    /// Schema and seed only.
+    Setup,
+}
+
+/// Embedded-server settings (used when no database URL is given).
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// Streaming replicas to start.
+    pub replicas: u32,
+    /// Delete the data directory first.
+    pub wipe: bool,
+    /// Use this PostgreSQL bin directory instead of the wheel.
+    pub pg_bin: Option<PathBuf>,
+}
+
+/// The workload's knobs.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// k of the single-namespace search.
+    pub k: u32,
+    /// k of the cross-namespace search.
+    pub cross_k: u32,
+    /// Namespaces per cross-namespace search.
+    pub cross_namespaces: usize,
+    /// Similarity filter of the single-namespace search.
+    pub min_similarity: Option<f64>,
+    /// Share of retrieves asking for an existing key.
+    pub retrieve_hit_ratio: f64,
+    /// Rows per bulk insert.
+    pub bulk_batch: usize,
+    /// Share of users that bulk insert.
+    pub bulk_user_share: f64,
+    /// Seed of the users' random choices.
+    pub seed: u64,
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What to do.
+    pub mode: Mode,
+    /// The primary (None: embedded).
+    pub database: Option<Target>,
+    /// Read endpoints.
+    pub replicas: Vec<Target>,
+    /// Where reads go.
+    pub read_from: ReadFrom,
+    /// Pool size per endpoint.
+    pub pool_size: u32,
+    /// Pool checkout timeout.
+    pub pool_timeout: Duration,
+    /// Server-side statement timeout.
+    pub statement_timeout: Option<Duration>,
+    /// Embedded server settings.
+    pub embedded: Embedded,
+    /// Table shape and index.
+    pub table: TableSpec,
+    /// hnsw.ef_search.
+    pub ef_search: u32,
+    /// hnsw.iterative_scan.
+    pub iterative_scan: String,
+    /// Drop and recreate our table.
+    pub reset: bool,
+    /// The synthetic dataset (or the namespace count for a file).
+    pub dataset: DatasetSpec,
+    /// Real vectors.
+    pub vectors_file: Option<PathBuf>,
+    /// Workload knobs.
+    pub workload: Workload,
+    /// Report directory (checked writable).
+    pub report_dir: PathBuf,
+    /// Goose's configuration, with a credential-free host and our report files.
+    pub goose: GooseConfiguration,
+}
+
+impl Config {
+    /// Validates the raw command line.
+    pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        let mut goose = cli.goose;
+        let mut database_url = cli.db.database_url;
+        // Locust and Goose users type --host: a PostgreSQL URL there is the database.
+        if let Some(host) = goose.host.take() {
+            if host.starts_with("postgres://") || host.starts_with("postgresql://") {
+                if database_url.is_none() {
+                    database_url = Some(host);
+                }
+            } else if !host.starts_with("pg://") {
+                return Err(bad(format!(
+                    "--host must be a postgres:// URL (it is taken as --database-url), got a {} URL",
+                    host.split("://").next().unwrap_or("non")
+                )));
+            }
+        }
+        let database = database_url
+            .as_deref()
+            .map(Target::parse)
+            .transpose()
+            .map_err(|e| bad(e.to_string()))?;
+        let replicas = cli
+            .db
+            .replica_url
+            .iter()
+            .map(|u| Target::parse(u).map_err(|e| bad(format!("--replica-url: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if cli.db.read_from == ReadFrom::Replicas
+            && replicas.is_empty()
+            && cli.db.embedded_replicas == 0
+        {
+            return Err(bad(
+                "--read-from replicas needs --replica-url or --embedded-replicas",
+            ));
+        }
+        if database.is_some() && cli.db.embedded_replicas > 0 {
+            return Err(bad(
+                "--embedded-replicas only applies to the embedded server (no --database-url)",
+            ));
+        }
+        if cli.db.pool_size == 0 {
+            return Err(bad("--pool-size must be at least 1"));
+        }
+        if cli.db.pool_timeout.is_zero() {
+            return Err(bad("--pool-timeout must be greater than zero"));
+        }
+
+        let layout: Layout = cli.data.layout.parse().map_err(bad)?;
+        let iterative_scan = match cli.data.iterative_scan {
+            Some(mode) => mode,
+            None if matches!(layout, Layout::Hash(_)) => "relaxed_order".into(),
+            None => "off".into(),
+        };
+        if !matches!(
+            iterative_scan.as_str(),
+            "off" | "relaxed_order" | "strict_order"
+        ) {
+            return Err(bad(format!(
+                "--iterative-scan must be off, relaxed_order or strict_order, got '{iterative_scan}'"
+            )));
+        }
+        if cli.data.m < 2 || cli.data.m > 100 {
+            return Err(bad("--m must be between 2 and 100 (pgvector's limits)"));
+        }
+        if cli.data.ef_construction < 2 * cli.data.m || cli.data.ef_construction > 1000 {
+            return Err(bad(
+                "--ef-construction must be at least 2 x m and at most 1000",
+            ));
+        }
+        if cli.data.ef_search == 0 || cli.data.ef_search > 1000 {
+            return Err(bad("--ef-search must be between 1 and 1000"));
+        }
+        if cli.data.namespaces == 0 || cli.data.rows_per_namespace == 0 {
+            return Err(bad(
+                "--namespaces and --rows-per-namespace must be at least 1",
+            ));
+        }
+        if cli.data.dim == 0 || cli.data.dim > 2000 {
+            return Err(bad(
+                "--dim must be between 1 and 2000 (HNSW's limit for vector)",
+            ));
+        }
+        if !(cli.data.namespace_skew >= 0.0 && cli.data.namespace_skew <= 10.0) {
+            return Err(bad("--namespace-skew must be between 0 and 10"));
+        }
+        if let Some(path) = &cli.data.vectors_file {
+            if !path.is_file() {
+                return Err(bad(format!(
+                    "--vectors-file {}: no such file",
+                    path.display()
+                )));
+            }
+        }
+
+        let w = &cli.workload;
+        if w.k == 0 || w.cross_k == 0 || w.k > 1000 || w.cross_k > 1000 {
+            return Err(bad("--k and --cross-k must be between 1 and 1000"));
+        }
+        if w.cross_namespaces == 0 {
+            return Err(bad("--cross-namespaces must be at least 1"));
+        }
+        if let Some(s) = w.min_similarity {
+            if !(-1.0..=1.0).contains(&s) {
+                return Err(bad("--min-similarity must be between -1 and 1"));
+            }
+        }
+        if !(0.0..=1.0).contains(&w.retrieve_hit_ratio) {
+            return Err(bad("--retrieve-hit-ratio must be between 0 and 1"));
+        }
+        if w.bulk_batch == 0 || w.bulk_batch > 10_000 {
+            return Err(bad("--bulk-batch must be between 1 and 10000"));
+        }
+        if !(0.0..1.0).contains(&w.bulk_user_share) {
+            return Err(bad("--bulk-user-share must be at least 0 and below 1"));
+        }
+
+        if let Some(rate) = cli.hatch_rate {
+            if goose.increase_rate.is_some() {
+                return Err(bad("give --hatch-rate or --increase-rate, not both"));
+            }
+            goose.increase_rate = Some(rate);
+        }
+        check_goose_numbers(&goose)?;
+        ensure_writable(&cli.report_dir)?;
+        if goose.report_file.is_empty() {
+            goose.report_file = vec![
+                path_str(&cli.report_dir.join("load_test.html")),
+                path_str(&cli.report_dir.join("load_test.json")),
+            ];
+        }
+        // Our CSVs and summary count every operation from the first; Goose's reports must
+        // count the same ones, so its reset after ramp-up is off.
+        goose.no_reset_metrics = true;
+        // The telnet controller binds a fixed port: two runs on one machine would collide.
+        goose.no_telnet = true;
+        goose.host = Some(match &database {
+            Some(t) => format!("pg://{}", t.display()),
+            None => "pg://127.0.0.1/embedded".into(),
+        });
+
+        let mode = match cli.command {
+            None => Mode::Load,
+            Some(Command::Setup) => Mode::Setup,
+        };
+        Ok(Config {
+            mode,
+            database,
+            replicas,
+            read_from: cli.db.read_from,
+            pool_size: cli.db.pool_size,
+            pool_timeout: cli.db.pool_timeout,
+            statement_timeout: cli.db.statement_timeout,
+            embedded: Embedded {
+                replicas: cli.db.embedded_replicas,
+                wipe: cli.db.wipe,
+                pg_bin: cli.db.pg_bin,
+            },
+            table: TableSpec {
+                layout,
+                dim: cli.data.dim,
+                m: cli.data.m,
+                ef_construction: cli.data.ef_construction,
+            },
+            ef_search: cli.data.ef_search,
+            iterative_scan,
+            reset: cli.data.reset,
+            dataset: DatasetSpec {
+                namespaces: cli.data.namespaces,
+                rows_per_namespace: cli.data.rows_per_namespace,
+                dim: cli.data.dim,
+                seed: cli.data.seed,
+                topics_per_namespace: cli.data.topics.max(1),
+                skew: cli.data.namespace_skew,
+            },
+            vectors_file: cli.data.vectors_file,
+            workload: Workload {
+                k: w.k,
+                cross_k: w.cross_k,
+                cross_namespaces: w.cross_namespaces,
+                min_similarity: w.min_similarity,
+                retrieve_hit_ratio: w.retrieve_hit_ratio,
+                bulk_batch: w.bulk_batch,
+                bulk_user_share: w.bulk_user_share,
+                seed: cli.data.seed,
+            },
+            report_dir: cli.report_dir,
+            goose,
+        })
+    }
+}
+
+/// Goose checks these too, but only once the load test starts: after seeding. Checking here
+/// fails in a second rather than after minutes of setup.
+fn check_goose_numbers(goose: &GooseConfiguration) -> Result<(), ConfigError> {
+    if goose.users == Some(0) {
+        return Err(bad("--users must be at least 1"));
+    }
+    for (flag, value) in [
+        ("--increase-rate/--hatch-rate", &goose.increase_rate),
+        ("--decrease-rate", &goose.decrease_rate),
+    ] {
+        if let Some(v) = value {
+            match v.parse::<f64>() {
+                Ok(r) if r > 0.0 && r.is_finite() => {}
+                _ => return Err(bad(format!("{flag} must be a number above 0, got '{v}'"))),
+            }
+        }
+    }
+    for (flag, value) in [
+        ("--run-time", &goose.run_time),
+        ("--increase-time", &goose.increase_time),
+    ] {
+        if let Some(v) = value {
+            let ok = humantime::parse_duration(v)
+                .map(|d| !d.is_zero())
+                .unwrap_or_else(|_| v.parse::<u64>().map(|n| n > 0).unwrap_or(false));
+            if !ok {
+                return Err(bad(format!(
+                    "{flag} must be a positive duration such as 30s, 10m or 1h, got '{v}'"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates the report directory and proves it writable now, not after ten minutes of load.
+fn ensure_writable(dir: &Path) -> Result<(), ConfigError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| bad(format!("report directory {}: {e}", dir.display())))?;
+    tempfile::NamedTempFile::new_in(dir).map_err(|e| {
+        bad(format!(
+            "report directory {} is not writable: {e}",
+            dir.display()
+        ))
+    })?;
+    Ok(())
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}

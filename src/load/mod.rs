@@ -1,0 +1,151 @@
+//! The Goose load test: pools, users, the history sampler, and the run itself.
+
+pub mod stats;
+pub mod users;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goose::client::GooseClientBuilder;
+use goose::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ReadFrom;
+use crate::config::Config;
+use crate::db::pool::{self, Pool, Session};
+use crate::db::target::ConnectError;
+use crate::db::Endpoints;
+use crate::workload::dataset::Dataset;
+use stats::{HistorySample, Snapshot, StatsHub};
+use users::Shared;
+
+/// What a finished (or interrupted) load test measured.
+pub struct LoadResult {
+    /// Our statistics.
+    pub snapshot: Snapshot,
+    /// Once-a-second samples.
+    pub history: Vec<HistorySample>,
+    /// Wall-clock time of the load phase.
+    pub elapsed: Duration,
+    /// Most users at once (from Goose).
+    pub max_users: usize,
+    /// A Goose `--threshold` failed.
+    pub thresholds_failed: Option<String>,
+    /// Goose was stopped by the killswitch (a signal).
+    pub interrupted: bool,
+}
+
+/// Why the load test could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A pool could not be opened.
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        /// Endpoint, without credentials.
+        target: String,
+        /// Cause.
+        source: ConnectError,
+    },
+    /// Goose refused its configuration (a usage error).
+    #[error("{0}")]
+    Goose(String),
+}
+
+/// Session settings every pooled connection gets.
+pub fn session(config: &Config) -> Session {
+    Session {
+        ef_search: config.ef_search,
+        iterative_scan: config.iterative_scan.clone(),
+        statement_timeout: config.statement_timeout,
+    }
+}
+
+async fn open_pool(config: &Config, target: &crate::db::target::Target) -> Result<Pool, LoadError> {
+    pool::build(
+        target,
+        &session(config),
+        config.pool_size,
+        config.pool_timeout,
+    )
+    .await
+    .map_err(|source| LoadError::Connect {
+        target: target.display(),
+        source,
+    })
+}
+
+/// Runs the Goose load test against `endpoints`.
+pub async fn run(
+    config: &Config,
+    endpoints: &Endpoints,
+    dataset: Arc<Dataset>,
+) -> Result<LoadResult, LoadError> {
+    let writer = open_pool(config, &endpoints.primary).await?;
+    let use_replicas = match config.read_from {
+        ReadFrom::Primary => false,
+        ReadFrom::Auto | ReadFrom::Replicas => !endpoints.replicas.is_empty(),
+    };
+    let readers = if use_replicas {
+        let mut pools = Vec::new();
+        for replica in &endpoints.replicas {
+            pools.push(open_pool(config, replica).await?);
+        }
+        pools
+    } else {
+        vec![writer.clone()]
+    };
+    let hub = StatsHub::new(64);
+    let shared = Arc::new(Shared {
+        dataset,
+        writer,
+        readers,
+        hub: hub.clone(),
+        workload: config.workload.clone(),
+        insert_seq: AtomicU64::new(0),
+    });
+
+    let goose_err = |e: GooseError| LoadError::Goose(e.to_string());
+    let mut attack = GooseAttack::initialize_with_config(config.goose.clone())
+        .map_err(goose_err)?
+        // One shared HTTP client: Goose would otherwise build one per user (~150 MB at 1000).
+        .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())
+        .map_err(goose_err)?;
+    for scenario in users::scenarios(&shared).map_err(goose_err)? {
+        attack = attack.register_scenario(scenario);
+    }
+
+    let stop_sampler = CancellationToken::new();
+    let sampler = tokio::spawn(stats::sample_history(
+        hub.clone(),
+        Duration::from_secs(1),
+        stop_sampler.clone(),
+    ));
+    let started = Instant::now();
+    let outcome = attack.execute().await;
+    let elapsed = started.elapsed();
+    stop_sampler.cancel();
+    let history = sampler.await.unwrap_or_default();
+    let interrupted = goose::is_killswitch_triggered();
+
+    let (max_users, thresholds_failed) = match outcome {
+        Ok(metrics) => (metrics.maximum_users, None),
+        Err(GooseError::ThresholdsFailed { failed, metrics }) => {
+            let text = failed
+                .iter()
+                .map(|r| format!("{} (observed {})", r.rule, r.observed))
+                .collect::<Vec<_>>()
+                .join("; ");
+            (metrics.maximum_users, Some(text))
+        }
+        Err(e) => return Err(goose_err(e)),
+    };
+    Ok(LoadResult {
+        snapshot: hub.snapshot(),
+        history,
+        elapsed,
+        max_users,
+        thresholds_failed,
+        interrupted,
+    })
+}

@@ -1,0 +1,313 @@
+//! Our own measurements, in microseconds, beside Goose's: per-operation HDR histograms of
+//! latency and pool wait, row counts, short result sets and failures by class.
+//!
+//! Users record into shards chosen by user index, so a shard's lock is only ever contended by
+//! the once-a-second history sampler; the hot path never waits on another user.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+
+use crate::workload::failure::Failure;
+use crate::workload::ops::Op;
+
+/// Largest latency a histogram holds exactly (1 hour, in µs); longer ones saturate.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds")
+}
+
+/// What one operation did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Time spent waiting for a pool connection.
+    pub pool_wait: Duration,
+    /// Time the query took (after the connection was in hand).
+    pub latency: Duration,
+    /// Rows returned or written, or why it failed.
+    pub result: Result<u64, Failure>,
+    /// For searches: fewer than k rows came back.
+    pub short: bool,
+}
+
+/// Statistics of one operation (or of all of them, aggregated).
+#[derive(Debug, Clone)]
+pub struct OpStats {
+    /// Latency of every attempt, failed ones included (as Locust counts them), µs.
+    pub latency: Histogram<u64>,
+    /// Pool wait of every attempt, µs.
+    pub pool_wait: Histogram<u64>,
+    /// Attempts that succeeded.
+    pub ok: u64,
+    /// Attempts that failed.
+    pub failed: u64,
+    /// Rows returned (reads) or written (writes) by successful attempts.
+    pub rows: u64,
+    /// Successful searches that returned fewer than k rows.
+    pub short: u64,
+    /// Successful attempts that returned no row at all.
+    pub empty: u64,
+    /// Failures by class label.
+    pub failures: BTreeMap<String, u64>,
+}
+
+impl Default for OpStats {
+    fn default() -> Self {
+        OpStats {
+            latency: histogram(),
+            pool_wait: histogram(),
+            ok: 0,
+            failed: 0,
+            rows: 0,
+            short: 0,
+            empty: 0,
+            failures: BTreeMap::new(),
+        }
+    }
+}
+
+impl OpStats {
+    /// Attempts, successful or not.
+    pub fn count(&self) -> u64 {
+        self.ok + self.failed
+    }
+
+    fn record(&mut self, outcome: &Outcome) {
+        self.latency
+            .saturating_record(outcome.latency.as_micros().clamp(1, MAX_MICROS as u128) as u64);
+        self.pool_wait
+            .saturating_record(outcome.pool_wait.as_micros().clamp(1, MAX_MICROS as u128) as u64);
+        match &outcome.result {
+            Ok(rows) => {
+                self.ok += 1;
+                self.rows += rows;
+                self.short += outcome.short as u64;
+                self.empty += (*rows == 0) as u64;
+            }
+            Err(failure) => {
+                self.failed += 1;
+                *self.failures.entry(failure.label()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Adds another's counts and histograms into this one.
+    pub fn merge(&mut self, other: &OpStats) {
+        self.latency
+            .add(&other.latency)
+            .expect("same histogram bounds");
+        self.pool_wait
+            .add(&other.pool_wait)
+            .expect("same histogram bounds");
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.rows += other.rows;
+        self.short += other.short;
+        self.empty += other.empty;
+        for (k, v) in &other.failures {
+            *self.failures.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    /// What happened since `earlier` (a snapshot of the same stats taken before).
+    pub fn since(&self, earlier: &OpStats) -> OpStats {
+        let mut latency = self.latency.clone();
+        // Histograms only grow, so the subtraction cannot underflow.
+        let _ = latency.subtract(&earlier.latency);
+        let mut pool_wait = self.pool_wait.clone();
+        let _ = pool_wait.subtract(&earlier.pool_wait);
+        OpStats {
+            latency,
+            pool_wait,
+            ok: self.ok - earlier.ok,
+            failed: self.failed - earlier.failed,
+            rows: self.rows - earlier.rows,
+            short: self.short - earlier.short,
+            empty: self.empty - earlier.empty,
+            failures: BTreeMap::new(),
+        }
+    }
+}
+
+/// Statistics of every operation.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Indexed by [`Op::index`].
+    pub ops: [OpStats; 5],
+}
+
+impl Snapshot {
+    /// One operation's statistics.
+    pub fn op(&self, op: Op) -> &OpStats {
+        &self.ops[op.index()]
+    }
+
+    /// All operations merged (Locust's "Aggregated" row).
+    pub fn aggregated(&self) -> OpStats {
+        let mut all = OpStats::default();
+        for s in &self.ops {
+            all.merge(s);
+        }
+        all
+    }
+
+    fn merge(&mut self, other: &Snapshot) {
+        for (a, b) in self.ops.iter_mut().zip(other.ops.iter()) {
+            a.merge(b);
+        }
+    }
+}
+
+/// One sample of the run's progress, for `load_test_stats_history.csv`.
+#[derive(Debug, Clone)]
+pub struct HistorySample {
+    /// Unix time of the sample, seconds.
+    pub unix_time: u64,
+    /// Users running at that moment.
+    pub users: usize,
+    /// Length of the interval this sample covers.
+    pub interval: Duration,
+    /// What happened during the interval.
+    pub interval_stats: Snapshot,
+    /// Totals since the start.
+    pub totals: Snapshot,
+}
+
+/// The shared recorder.
+pub struct StatsHub {
+    shards: Vec<Mutex<Snapshot>>,
+    users: AtomicUsize,
+    started: Instant,
+}
+
+impl StatsHub {
+    /// A recorder with `shards` independent shards (one per expected concurrent user is
+    /// ideal; 64 is plenty on a few cores).
+    pub fn new(shards: usize) -> Arc<StatsHub> {
+        Arc::new(StatsHub {
+            shards: (0..shards.clamp(1, 256))
+                .map(|_| Mutex::new(Snapshot::default()))
+                .collect(),
+            users: AtomicUsize::new(0),
+            started: Instant::now(),
+        })
+    }
+
+    /// Records one operation from user `user`.
+    pub fn record(&self, user: usize, op: Op, outcome: &Outcome) {
+        let shard = &self.shards[user % self.shards.len()];
+        shard.lock().unwrap_or_else(|p| p.into_inner()).ops[op.index()].record(outcome);
+    }
+
+    /// Everything recorded so far, merged.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut all = Snapshot::default();
+        for shard in &self.shards {
+            all.merge(&shard.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        all
+    }
+
+    /// A user started.
+    pub fn user_started(&self) {
+        self.users.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A user stopped.
+    pub fn user_stopped(&self) {
+        self.users.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Users running now.
+    pub fn users(&self) -> usize {
+        self.users.load(Ordering::Relaxed)
+    }
+
+    /// When the recorder was created.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+}
+
+/// Samples the hub every `every` until `stop` fires; returns the samples.
+pub async fn sample_history(
+    hub: Arc<StatsHub>,
+    every: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) -> Vec<HistorySample> {
+    let mut samples = Vec::new();
+    let mut previous = hub.snapshot();
+    let mut previous_at = Instant::now();
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        let done = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = stop.cancelled() => true,
+        };
+        let now = hub.snapshot();
+        let interval_stats = Snapshot {
+            ops: std::array::from_fn(|i| now.ops[i].since(&previous.ops[i])),
+        };
+        samples.push(HistorySample {
+            unix_time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            users: hub.users(),
+            interval: previous_at.elapsed(),
+            interval_stats,
+            totals: now.clone(),
+        });
+        previous = now;
+        previous_at = Instant::now();
+        if done {
+            return samples;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(ms: u64, result: Result<u64, Failure>) -> Outcome {
+        Outcome {
+            pool_wait: Duration::from_micros(5),
+            latency: Duration::from_millis(ms),
+            result,
+            short: false,
+        }
+    }
+
+    #[test]
+    fn shards_merge_and_failures_are_counted_by_class() {
+        let hub = StatsHub::new(4);
+        hub.record(0, Op::Retrieve, &outcome(2, Ok(1)));
+        hub.record(1, Op::Retrieve, &outcome(4, Ok(0)));
+        hub.record(2, Op::Retrieve, &outcome(8, Err(Failure::PoolTimeout)));
+        let snap = hub.snapshot();
+        let s = snap.op(Op::Retrieve);
+        assert_eq!((s.ok, s.failed, s.rows, s.empty), (2, 1, 1, 1));
+        assert_eq!(s.failures.get("pool_timeout"), Some(&1));
+        assert_eq!(s.latency.len(), 3);
+        assert!((s.latency.max() as i64 - 8000).abs() < 10);
+        assert_eq!(snap.aggregated().count(), 3);
+    }
+
+    #[test]
+    fn since_gives_the_interval() {
+        let hub = StatsHub::new(1);
+        hub.record(0, Op::Insert, &outcome(1, Ok(1)));
+        let first = hub.snapshot();
+        hub.record(0, Op::Insert, &outcome(3, Ok(1)));
+        let diff = hub.snapshot().op(Op::Insert).since(first.op(Op::Insert));
+        assert_eq!(diff.ok, 1);
+        assert_eq!(diff.latency.len(), 1);
+        assert!(diff.latency.min() >= 2900);
+    }
+}

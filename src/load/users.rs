@@ -1,0 +1,303 @@
+//! The Goose scenarios: `VectorSearchUser` (weights 10/3/2/1 over single-namespace search,
+//! cross-namespace search, retrieve, insert; waits 100–500 ms) and `BulkInsertUser` (a small
+//! background share of the users; waits 5–10 s).
+//!
+//! Every operation is timed here in microseconds, recorded in Goose with
+//! `record_custom_request_duration` and in our [`StatsHub`]; pool wait is timed apart.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goose::prelude::*;
+use pgvector::Vector;
+use rand::rngs::SmallRng;
+use rand::seq::index::sample;
+use rand::{Rng, SeedableRng};
+
+use super::stats::{Outcome, StatsHub};
+use crate::config::Workload;
+use crate::db::pool::{checkout, Pool};
+use crate::workload::dataset::Dataset;
+use crate::workload::failure::Failure;
+use crate::workload::ops::{self, NewRow, Op};
+
+/// Goose's method label for our requests.
+pub const METHOD: &str = "SQL";
+
+/// What every user shares.
+pub struct Shared {
+    /// The seeded data (for query vectors and existing keys).
+    pub dataset: Arc<Dataset>,
+    /// The primary's pool (writes).
+    pub writer: Pool,
+    /// Pools for reads (the primary's, or the replicas').
+    pub readers: Vec<Pool>,
+    /// Our measurements.
+    pub hub: Arc<StatsHub>,
+    /// Workload knobs.
+    pub workload: Workload,
+    /// Makes inserted keys unique across users.
+    pub insert_seq: AtomicU64,
+}
+
+/// Per-user state, set in on_start. Goose needs it `Clone + Send + Sync`.
+#[derive(Clone)]
+struct UserState {
+    index: usize,
+    namespace: usize,
+    reader: usize,
+    rng: SmallRng,
+}
+
+fn transaction(shared: &Arc<Shared>, op: Option<Op>) -> Transaction {
+    let shared = shared.clone();
+    let function: TransactionFunction = Arc::new(move |user| {
+        let shared = shared.clone();
+        Box::pin(async move {
+            match op {
+                None => start_user(user, &shared),
+                Some(op) => run(user, &shared, op).await,
+            }
+        })
+    });
+    let name = op.map(Op::name).unwrap_or("on_start");
+    let t = Transaction::new(function).set_name(name);
+    if op.is_none() {
+        t.set_on_start()
+    } else {
+        t
+    }
+}
+
+fn stop_transaction(shared: &Arc<Shared>) -> Transaction {
+    let shared = shared.clone();
+    let function: TransactionFunction = Arc::new(move |_user| {
+        let shared = shared.clone();
+        Box::pin(async move {
+            shared.hub.user_stopped();
+            Ok(())
+        })
+    });
+    Transaction::new(function).set_name("on_stop").set_on_stop()
+}
+
+/// Builds both scenarios; `BulkInsertUser` is left out when its share is zero.
+pub fn scenarios(shared: &Arc<Shared>) -> Result<Vec<Scenario>, GooseError> {
+    let share = shared.workload.bulk_user_share;
+    let (search_weight, bulk_weight) = if share <= 0.0 {
+        (1, 0)
+    } else {
+        // Integer weights whose ratio is closest to the requested share (0.1 -> 9:1).
+        let search = ((1.0 - share) / share).round().max(1.0) as usize;
+        (search, 1)
+    };
+    let mut search = scenario!("VectorSearchUser")
+        .set_weight(search_weight)?
+        .set_wait_time(Duration::from_millis(100), Duration::from_millis(500))?
+        .register_transaction(transaction(shared, None))
+        .register_transaction(stop_transaction(shared));
+    for (op, weight) in [
+        (Op::SingleShardSearch, 10),
+        (Op::CrossShardSearch, 3),
+        (Op::Retrieve, 2),
+        (Op::Insert, 1),
+    ] {
+        search = search.register_transaction(transaction(shared, Some(op)).set_weight(weight)?);
+    }
+    let mut all = vec![search];
+    if bulk_weight > 0 {
+        all.push(
+            scenario!("BulkInsertUser")
+                .set_weight(bulk_weight)?
+                .set_wait_time(Duration::from_secs(5), Duration::from_secs(10))?
+                .register_transaction(transaction(shared, None))
+                .register_transaction(stop_transaction(shared))
+                .register_transaction(transaction(shared, Some(Op::BulkInsert))),
+        );
+    }
+    Ok(all)
+}
+
+fn start_user(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    let index = user.weighted_users_index;
+    let namespaces = shared.dataset.namespace_count();
+    // A stable namespace per user, as an agent's memories live in its own namespace.
+    let state = UserState {
+        index,
+        namespace: index % namespaces,
+        reader: index % shared.readers.len().max(1),
+        rng: SmallRng::seed_from_u64(
+            shared.workload.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ),
+    };
+    user.set_session_data(state);
+    shared.hub.user_started();
+    Ok(())
+}
+
+/// What an operation will send, prepared before the clock starts.
+enum Request {
+    Single {
+        namespace: String,
+        query: Vector,
+    },
+    Cross {
+        namespaces: Vec<String>,
+        query: Vector,
+    },
+    Retrieve {
+        namespace: String,
+        key: String,
+    },
+    Write(Vec<NewRow>),
+}
+
+fn plan(shared: &Shared, state: &mut UserState, op: Op) -> Request {
+    let ds = &shared.dataset;
+    let ns = state.namespace;
+    match op {
+        Op::SingleShardSearch => Request::Single {
+            namespace: ds.namespace_name(ns),
+            query: Vector::from(ds.query_vector(ns, &mut state.rng)),
+        },
+        Op::CrossShardSearch => {
+            let n = ds.namespace_count();
+            let want = shared.workload.cross_namespaces.min(n);
+            // The user's own namespace plus others chosen at random.
+            let mut chosen = vec![ns];
+            for i in sample(&mut state.rng, n, want) {
+                if chosen.len() < want && i != ns {
+                    chosen.push(i);
+                }
+            }
+            let query_ns = chosen[state.rng.random_range(0..chosen.len())];
+            Request::Cross {
+                namespaces: chosen.iter().map(|&i| ds.namespace_name(i)).collect(),
+                query: Vector::from(ds.query_vector(query_ns, &mut state.rng)),
+            }
+        }
+        Op::Retrieve => {
+            let key = if state.rng.random_bool(shared.workload.retrieve_hit_ratio) {
+                ds.key(state.rng.random_range(0..ds.rows_in_namespace(ns)))
+            } else {
+                format!("missing_{:016x}", state.rng.random::<u64>())
+            };
+            Request::Retrieve {
+                namespace: ds.namespace_name(ns),
+                key,
+            }
+        }
+        Op::Insert | Op::BulkInsert => {
+            let count = if op == Op::Insert {
+                1
+            } else {
+                shared.workload.bulk_batch
+            };
+            let rows = (0..count)
+                .map(|_| {
+                    let seq = shared.insert_seq.fetch_add(1, Ordering::Relaxed);
+                    NewRow {
+                        namespace: ds.namespace_name(ns),
+                        key: format!("lt_{}_{seq}", state.index),
+                        value: format!("load-test memory {seq} of user {}", state.index),
+                        embedding: Vector::from(ds.query_vector(ns, &mut state.rng)),
+                    }
+                })
+                .collect();
+            Request::Write(rows)
+        }
+    }
+}
+
+async fn run(user: &mut GooseUser, shared: &Shared, op: Op) -> TransactionResult {
+    let Some(state) = user.get_session_data_mut::<UserState>() else {
+        return Err(Box::new(TransactionError::Custom(
+            "user has no state: on_start did not run".into(),
+        )));
+    };
+    let request = plan(shared, state, op);
+    let (index, reader) = (state.index, state.reader);
+    // --throttle-requests only paces HTTP by itself; queries opt in here.
+    if let Some(throttle) = &user.throttle {
+        let _ = throttle.send_async(true).await;
+    }
+    let pool = match op {
+        Op::Insert | Op::BulkInsert => &shared.writer,
+        _ => &shared.readers[reader],
+    };
+    let mut outcome = Outcome {
+        pool_wait: Duration::ZERO,
+        latency: Duration::ZERO,
+        result: Ok(0),
+        short: false,
+    };
+    let waited = Instant::now();
+    match checkout(pool).await {
+        Err(failure) => {
+            outcome.pool_wait = waited.elapsed();
+            outcome.result = Err(failure);
+        }
+        Ok((conn, wait)) => {
+            outcome.pool_wait = wait;
+            let started = Instant::now();
+            let result = execute(&conn, &request, shared).await;
+            outcome.latency = started.elapsed();
+            outcome.result = result.map(|(rows, short)| {
+                outcome.short = short;
+                rows
+            });
+        }
+    }
+    shared.hub.record(index, op, &outcome);
+    let failure = outcome.result.as_ref().err().map(Failure::label);
+    // A failed checkout never reached the server: Goose sees the time it waited.
+    let reported = if outcome.latency.is_zero() {
+        outcome.pool_wait
+    } else {
+        outcome.latency
+    };
+    user.record_custom_request_duration(
+        METHOD,
+        op.name(),
+        reported,
+        failure.is_none(),
+        None,
+        failure.as_deref(),
+    )
+    .await?;
+    match failure {
+        None => Ok(()),
+        Some(label) => Err(Box::new(TransactionError::Custom(label))),
+    }
+}
+
+/// Runs the request; returns rows and whether a search came back short of k.
+async fn execute(
+    conn: &crate::db::pool::Conn,
+    request: &Request,
+    shared: &Shared,
+) -> Result<(u64, bool), Failure> {
+    let w = &shared.workload;
+    let (c, s) = (&conn.client, &conn.stmts);
+    let result = match request {
+        Request::Single { namespace, query } => {
+            ops::search_single(c, s, namespace, query, w.k as i64, w.min_similarity)
+                .await
+                .map(|hits| (hits.len() as u64, hits.len() < w.k as usize))
+        }
+        Request::Cross { namespaces, query } => {
+            ops::search_cross(c, s, namespaces, query, w.cross_k as i64)
+                .await
+                .map(|hits| (hits.len() as u64, hits.len() < w.cross_k as usize))
+        }
+        Request::Retrieve { namespace, key } => ops::retrieve(c, s, namespace, key)
+            .await
+            .map(|n| (n, false)),
+        Request::Write(rows) if rows.len() == 1 => {
+            ops::insert(c, s, &rows[0]).await.map(|n| (n, false))
+        }
+        Request::Write(rows) => ops::bulk_insert(c, s, rows).await.map(|n| (n, false)),
+    };
+    result.map_err(|e| Failure::from_pg(&e))
+}

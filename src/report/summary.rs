@@ -1,0 +1,265 @@
+//! `load_test_summary.json` and the console table: per-operation counts, failures by class,
+//! wall-clock throughput, microsecond percentiles, pool wait, rows returned and short results.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::load::stats::{OpStats, Snapshot};
+use crate::workload::ops::Op;
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    /// Smallest.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th.
+    pub p90: u64,
+    /// 95th.
+    pub p95: u64,
+    /// 99th.
+    pub p99: u64,
+    /// 99.9th.
+    pub p99_9: u64,
+    /// 99.99th.
+    pub p99_99: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// From a µs histogram (all zero when empty).
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles {
+                min: 0,
+                mean: 0.0,
+                p50: 0,
+                p90: 0,
+                p95: 0,
+                p99: 0,
+                p99_9: 0,
+                p99_99: 0,
+                max: 0,
+            };
+        }
+        let q = |p: f64| h.value_at_percentile(p);
+        Percentiles {
+            min: h.min(),
+            mean: (h.mean() * 10.0).round() / 10.0,
+            p50: q(50.0),
+            p90: q(90.0),
+            p95: q(95.0),
+            p99: q(99.0),
+            p99_9: q(99.9),
+            p99_99: q(99.99),
+            max: h.max(),
+        }
+    }
+}
+
+/// One operation's figures.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OpSummary {
+    /// Operation name (or "Aggregated").
+    pub name: String,
+    /// Attempts.
+    pub count: u64,
+    /// Successful attempts.
+    pub ok: u64,
+    /// Failed attempts.
+    pub failed: u64,
+    /// Failures by class (pool_timeout, connection_lost, statement_timeout, sqlstate_XX, client).
+    pub failures: BTreeMap<String, u64>,
+    /// Attempts per second of wall-clock run time (measured, not derived from latency).
+    pub throughput_per_s: f64,
+    /// Query latency, µs (after the connection was in hand).
+    pub latency_us: Percentiles,
+    /// Time waiting for a pool connection, µs.
+    pub pool_wait_us: Percentiles,
+    /// Mean rows returned (reads) or written (writes) per successful attempt.
+    pub mean_rows: f64,
+    /// Share of successful searches that returned fewer than k rows (null for non-searches).
+    pub short_result_share: Option<f64>,
+    /// Share of successful attempts that returned no row (for retrieve: the miss rate).
+    pub empty_share: f64,
+}
+
+impl OpSummary {
+    /// Summarises `s` over `elapsed`.
+    pub fn of(name: &str, s: &OpStats, elapsed: Duration, is_search: bool) -> OpSummary {
+        let ok = s.ok.max(1) as f64;
+        OpSummary {
+            name: name.to_string(),
+            count: s.count(),
+            ok: s.ok,
+            failed: s.failed,
+            failures: s.failures.clone(),
+            throughput_per_s: round3(s.count() as f64 / elapsed.as_secs_f64().max(1e-9)),
+            latency_us: Percentiles::of(&s.latency),
+            pool_wait_us: Percentiles::of(&s.pool_wait),
+            mean_rows: round3(s.rows as f64 / ok),
+            short_result_share: is_search.then(|| round3(s.short as f64 / ok)),
+            empty_share: round3(s.empty as f64 / ok),
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The run as a whole.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Producer.
+    pub tool: String,
+    /// Producer version.
+    pub version: String,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// Wall-clock seconds of the load phase (ramp-up included).
+    pub duration_s: f64,
+    /// `host:port/dbname` (never credentials).
+    pub target: String,
+    /// Table layout.
+    pub layout: String,
+    /// Dataset description.
+    pub dataset: String,
+    /// hnsw.ef_search / iterative_scan used.
+    pub index: String,
+    /// Most users that ran at once.
+    pub max_users: usize,
+    /// Whether the run was stopped by a signal before its planned end.
+    pub interrupted: bool,
+    /// Per operation.
+    pub operations: Vec<OpSummary>,
+    /// All operations together.
+    pub aggregated: OpSummary,
+}
+
+/// Run facts the statistics don't carry.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// Start time.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Load-phase wall-clock time.
+    pub elapsed: Duration,
+    /// `host:port/dbname`.
+    pub target: String,
+    /// Layout.
+    pub layout: String,
+    /// Dataset description.
+    pub dataset: String,
+    /// Index settings.
+    pub index: String,
+    /// Most users at once.
+    pub max_users: usize,
+    /// Stopped by a signal.
+    pub interrupted: bool,
+}
+
+impl Summary {
+    /// Builds the summary.
+    pub fn new(info: &RunInfo, snapshot: &Snapshot) -> Summary {
+        let operations = Op::ALL
+            .iter()
+            .filter(|op| snapshot.op(**op).count() > 0)
+            .map(|op| OpSummary::of(op.name(), snapshot.op(*op), info.elapsed, op.is_search()))
+            .collect();
+        Summary {
+            tool: "pgvector-loadtest".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at: info.started_at.to_rfc3339(),
+            duration_s: round3(info.elapsed.as_secs_f64()),
+            target: info.target.clone(),
+            layout: info.layout.clone(),
+            dataset: info.dataset.clone(),
+            index: info.index.clone(),
+            max_users: info.max_users,
+            interrupted: info.interrupted,
+            operations,
+            aggregated: OpSummary::of("Aggregated", &snapshot.aggregated(), info.elapsed, false),
+        }
+    }
+
+    /// Writes the summary as pretty JSON.
+    pub fn write_json<W: Write>(&self, w: W) -> serde_json::Result<()> {
+        serde_json::to_writer_pretty(w, self)
+    }
+
+    /// Prints the console table.
+    pub fn print<W: Write>(&self, mut w: W) -> std::io::Result<()> {
+        let ms = |us: u64| us as f64 / 1000.0;
+        writeln!(w)?;
+        writeln!(
+            w,
+            "pgvector-loadtest: {} for {:.1}s, {} users max{}",
+            self.target,
+            self.duration_s,
+            self.max_users,
+            if self.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            w,
+            "{:<28} {:>8} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6} {:>6}",
+            "operation (ms)",
+            "count",
+            "fail",
+            "ops/s",
+            "p50",
+            "p95",
+            "p99",
+            "p99.9",
+            "max",
+            "wait p95",
+            "rows",
+            "short"
+        )?;
+        for s in self
+            .operations
+            .iter()
+            .chain(std::iter::once(&self.aggregated))
+        {
+            writeln!(
+                w,
+                "{:<28} {:>8} {:>6} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>9.3} {:>6.1} {:>6}",
+                s.name,
+                s.count,
+                s.failed,
+                s.throughput_per_s,
+                ms(s.latency_us.p50),
+                ms(s.latency_us.p95),
+                ms(s.latency_us.p99),
+                ms(s.latency_us.p99_9),
+                ms(s.latency_us.max),
+                ms(s.pool_wait_us.p95),
+                s.mean_rows,
+                s.short_result_share
+                    .map(|x| format!("{:.0}%", x * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+            )?;
+        }
+        if !self.aggregated.failures.is_empty() {
+            let classes: Vec<String> = self
+                .aggregated
+                .failures
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            writeln!(w, "failures by class: {}", classes.join(", "))?;
+        }
+        Ok(())
+    }
+}

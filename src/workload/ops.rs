@@ -1,0 +1,225 @@
+//! The five operations of the workload, as plain async functions over one connection, shared by
+//! the Goose load test and the benchmark suite.
+//!
+//! Statements are prepared once per pooled connection ([`Statements::prepare`]) so an operation
+//! is one round trip, as pgbench's `-M prepared` is; that keeps the client's cost out of the
+//! latency we report.
+
+use pgvector::Vector;
+use tokio_postgres::{Client, Statement};
+
+/// The operations, in the order the reports list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Op {
+    /// kNN search inside one namespace (one partition / shard).
+    SingleShardSearch,
+    /// kNN search across several namespaces, merged top-k.
+    CrossShardSearch,
+    /// Key lookup.
+    Retrieve,
+    /// Upsert of one row.
+    Insert,
+    /// Upsert of a batch of rows in one statement (one transaction).
+    BulkInsert,
+}
+
+impl Op {
+    /// All operations.
+    pub const ALL: [Op; 5] = [
+        Op::SingleShardSearch,
+        Op::CrossShardSearch,
+        Op::Retrieve,
+        Op::Insert,
+        Op::BulkInsert,
+    ];
+
+    /// The name used in Goose, the CSVs and the summary (the original Locust task names).
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::SingleShardSearch => "vector_search_single_shard",
+            Op::CrossShardSearch => "vector_search_cross_shard",
+            Op::Retrieve => "retrieve_memory",
+            Op::Insert => "insert_memory",
+            Op::BulkInsert => "bulk_insert",
+        }
+    }
+
+    /// Position in [`Op::ALL`], for array-indexed statistics.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether the operation is a kNN search (k and short result sets apply).
+    pub fn is_search(self) -> bool {
+        matches!(self, Op::SingleShardSearch | Op::CrossShardSearch)
+    }
+}
+
+const SEARCH_SINGLE: &str = "SELECT namespace, key, value, metadata, \
+     1 - (embedding <=> $2) AS similarity \
+     FROM memory_entries WHERE namespace = $1 ORDER BY embedding <=> $2 LIMIT $3";
+
+// The similarity filter sits outside the ordered LIMIT so the planner keeps the HNSW index
+// scan; a WHERE on the distance inside would turn it into a filtered scan.
+const SEARCH_SINGLE_MIN: &str = "SELECT * FROM (SELECT namespace, key, value, metadata, \
+     1 - (embedding <=> $2) AS similarity \
+     FROM memory_entries WHERE namespace = $1 ORDER BY embedding <=> $2 LIMIT $3) s \
+     WHERE similarity >= $4";
+
+const SEARCH_CROSS: &str = "SELECT namespace, key, value, metadata, \
+     1 - (embedding <=> $2) AS similarity \
+     FROM memory_entries WHERE namespace = ANY($1) ORDER BY embedding <=> $2 LIMIT $3";
+
+const RETRIEVE: &str = "SELECT namespace, key, value, metadata, tags, created_at \
+     FROM memory_entries WHERE namespace = $1 AND key = $2";
+
+const INSERT: &str = "INSERT INTO memory_entries (namespace, key, value, embedding, metadata) \
+     VALUES ($1, $2, $3, $4, '{\"source\":\"pgvector-loadtest\"}') \
+     ON CONFLICT (namespace, key) DO UPDATE \
+     SET value = EXCLUDED.value, embedding = EXCLUDED.embedding, updated_at = now()";
+
+const BULK_INSERT: &str =
+    "INSERT INTO memory_entries (namespace, key, value, embedding, metadata) \
+     SELECT n, k, v, e, '{\"source\":\"pgvector-loadtest\"}' \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::vector[]) AS t(n, k, v, e) \
+     ON CONFLICT (namespace, key) DO UPDATE \
+     SET value = EXCLUDED.value, embedding = EXCLUDED.embedding, updated_at = now()";
+
+/// The workload's statements, prepared on one connection.
+#[derive(Clone)]
+pub struct Statements {
+    search_single: Statement,
+    search_single_min: Statement,
+    search_cross: Statement,
+    retrieve: Statement,
+    insert: Statement,
+    bulk_insert: Statement,
+}
+
+impl Statements {
+    /// Prepares every statement; needs `memory_entries` to exist.
+    pub async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
+        Ok(Statements {
+            search_single: client.prepare(SEARCH_SINGLE).await?,
+            search_single_min: client.prepare(SEARCH_SINGLE_MIN).await?,
+            search_cross: client.prepare(SEARCH_CROSS).await?,
+            retrieve: client.prepare(RETRIEVE).await?,
+            insert: client.prepare(INSERT).await?,
+            bulk_insert: client.prepare(BULK_INSERT).await?,
+        })
+    }
+}
+
+/// One row a search returned: enough to compute recall and check similarity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Namespace of the row.
+    pub namespace: String,
+    /// Key of the row.
+    pub key: String,
+    /// Cosine similarity to the query (1 - cosine distance).
+    pub similarity: f64,
+}
+
+/// kNN search in one namespace; with `min_similarity`, rows below it are dropped (the
+/// original load test's `similarity >= 0.7`).
+pub async fn search_single(
+    client: &Client,
+    stmts: &Statements,
+    namespace: &str,
+    query: &Vector,
+    k: i64,
+    min_similarity: Option<f64>,
+) -> Result<Vec<Hit>, tokio_postgres::Error> {
+    let rows = match min_similarity {
+        None => {
+            client
+                .query(&stmts.search_single, &[&namespace, query, &k])
+                .await?
+        }
+        Some(min) => {
+            client
+                .query(&stmts.search_single_min, &[&namespace, query, &k, &min])
+                .await?
+        }
+    };
+    Ok(rows.iter().map(hit).collect())
+}
+
+/// kNN search over several namespaces at once.
+pub async fn search_cross(
+    client: &Client,
+    stmts: &Statements,
+    namespaces: &[String],
+    query: &Vector,
+    k: i64,
+) -> Result<Vec<Hit>, tokio_postgres::Error> {
+    let rows = client
+        .query(&stmts.search_cross, &[&namespaces, query, &k])
+        .await?;
+    Ok(rows.iter().map(hit).collect())
+}
+
+fn hit(row: &tokio_postgres::Row) -> Hit {
+    Hit {
+        namespace: row.get(0),
+        key: row.get(1),
+        similarity: row.get(4),
+    }
+}
+
+/// Looks up one key; returns the number of rows found (0 or 1; a miss is not an error).
+pub async fn retrieve(
+    client: &Client,
+    stmts: &Statements,
+    namespace: &str,
+    key: &str,
+) -> Result<u64, tokio_postgres::Error> {
+    let rows = client.query(&stmts.retrieve, &[&namespace, &key]).await?;
+    Ok(rows.len() as u64)
+}
+
+/// One row to write.
+#[derive(Debug, Clone)]
+pub struct NewRow {
+    /// Namespace.
+    pub namespace: String,
+    /// Key (the load test's own keys start with `lt_`, so `cleanup` can find them).
+    pub key: String,
+    /// Text value.
+    pub value: String,
+    /// Embedding.
+    pub embedding: Vector,
+}
+
+/// Upserts one row; returns rows written (1).
+pub async fn insert(
+    client: &Client,
+    stmts: &Statements,
+    row: &NewRow,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            &stmts.insert,
+            &[&row.namespace, &row.key, &row.value, &row.embedding],
+        )
+        .await
+}
+
+/// Upserts a batch in one statement, which is one transaction: all rows land or none.
+pub async fn bulk_insert(
+    client: &Client,
+    stmts: &Statements,
+    rows: &[NewRow],
+) -> Result<u64, tokio_postgres::Error> {
+    let namespaces: Vec<&str> = rows.iter().map(|r| r.namespace.as_str()).collect();
+    let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    let values: Vec<&str> = rows.iter().map(|r| r.value.as_str()).collect();
+    let embeddings: Vec<&Vector> = rows.iter().map(|r| &r.embedding).collect();
+    client
+        .execute(
+            &stmts.bulk_insert,
+            &[&namespaces, &keys, &values, &embeddings],
+        )
+        .await
+}
