@@ -39,9 +39,13 @@ impl Endpoints {
                 servers: Vec::new(),
             });
         }
+        let pg_bin = config.embedded.pg_bin.clone().or_else(local_pg_bin);
+        if let Some(bin) = &pg_bin {
+            eprintln!("using the PostgreSQL installation in {}", bin.display());
+        }
         let options = EmbeddedOptions {
             wipe: config.embedded.wipe,
-            pg_bin: config.embedded.pg_bin.clone(),
+            pg_bin,
             ..EmbeddedOptions::default()
         };
         eprintln!(
@@ -94,6 +98,23 @@ impl Endpoints {
     pub fn is_embedded(&self) -> bool {
         !self.servers.is_empty()
     }
+}
+
+/// A PostgreSQL on PATH whose share directory has pgvector, if there is one: users who have
+/// one need not download the wheel.
+fn local_pg_bin() -> Option<std::path::PathBuf> {
+    let ask = |flag: &str| -> Option<String> {
+        let out = std::process::Command::new("pg_config").arg(flag).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let share = ask("--sharedir")?;
+    let bin = ask("--bindir")?;
+    let has_vector = std::path::Path::new(&share)
+        .join("extension/vector.control")
+        .is_file();
+    (has_vector && std::path::Path::new(&bin).join("postgres").is_file()).then(|| bin.into())
 }
 
 fn embedded_target(server: &EmbeddedServer) -> Target {

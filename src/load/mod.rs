@@ -95,7 +95,7 @@ pub async fn run(
     } else {
         vec![writer.clone()]
     };
-    let hub = StatsHub::new(64);
+    let hub = StatsHub::new(16);
     let shared = Arc::new(Shared {
         dataset,
         writer,

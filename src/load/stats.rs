@@ -162,6 +162,53 @@ impl Snapshot {
     }
 }
 
+/// The percentiles Locust reports (50 … 100), which the history keeps per sample.
+pub const QUANTILES: [f64; 11] = [
+    50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0,
+];
+
+/// One operation's (or the aggregate's) figures at one sample: numbers only, so the history
+/// costs a few hundred bytes per second however long the run is.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryRow {
+    /// Attempts during the interval.
+    pub count: u64,
+    /// Failures during the interval.
+    pub failed: u64,
+    /// Latency percentiles over the interval ([`QUANTILES`]), µs; None when nothing ran.
+    pub percentiles: Option<[u64; 11]>,
+    /// Attempts since the start.
+    pub total_count: u64,
+    /// Failures since the start.
+    pub total_failed: u64,
+    /// Median since the start, µs.
+    pub total_median: u64,
+    /// Mean since the start, µs.
+    pub total_mean: f64,
+    /// Minimum since the start, µs.
+    pub total_min: u64,
+    /// Maximum since the start, µs.
+    pub total_max: u64,
+}
+
+impl HistoryRow {
+    fn new(interval: &OpStats, total: &OpStats) -> HistoryRow {
+        let h = &interval.latency;
+        let t = &total.latency;
+        HistoryRow {
+            count: interval.count(),
+            failed: interval.failed,
+            percentiles: (!h.is_empty()).then(|| QUANTILES.map(|q| h.value_at_percentile(q))),
+            total_count: total.count(),
+            total_failed: total.failed,
+            total_median: if t.is_empty() { 0 } else { t.value_at_quantile(0.5) },
+            total_mean: t.mean(),
+            total_min: if t.is_empty() { 0 } else { t.min() },
+            total_max: t.max(),
+        }
+    }
+}
+
 /// One sample of the run's progress, for `load_test_stats_history.csv`.
 #[derive(Debug, Clone)]
 pub struct HistorySample {
@@ -171,10 +218,8 @@ pub struct HistorySample {
     pub users: usize,
     /// Length of the interval this sample covers.
     pub interval: Duration,
-    /// What happened during the interval.
-    pub interval_stats: Snapshot,
-    /// Totals since the start.
-    pub totals: Snapshot,
+    /// Per operation that has run so far (by [`Op::ALL`] order), then the aggregate.
+    pub rows: Vec<(Option<Op>, HistoryRow)>,
 }
 
 /// The shared recorder.
@@ -250,9 +295,15 @@ pub async fn sample_history(
             _ = stop.cancelled() => true,
         };
         let now = hub.snapshot();
-        let interval_stats = Snapshot {
+        let interval = Snapshot {
             ops: std::array::from_fn(|i| now.ops[i].since(&previous.ops[i])),
         };
+        let mut rows: Vec<(Option<Op>, HistoryRow)> = Op::ALL
+            .iter()
+            .filter(|op| now.op(**op).count() > 0)
+            .map(|op| (Some(*op), HistoryRow::new(interval.op(*op), now.op(*op))))
+            .collect();
+        rows.push((None, HistoryRow::new(&interval.aggregated(), &now.aggregated())));
         samples.push(HistorySample {
             unix_time: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -260,8 +311,7 @@ pub async fn sample_history(
                 .unwrap_or(0),
             users: hub.users(),
             interval: previous_at.elapsed(),
-            interval_stats,
-            totals: now.clone(),
+            rows,
         });
         previous = now;
         previous_at = Instant::now();

@@ -7,23 +7,13 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::load::stats::{HistorySample, OpStats, Snapshot};
+use crate::load::stats::{HistorySample, OpStats, Snapshot, QUANTILES};
 use crate::load::users::METHOD;
 use crate::workload::ops::Op;
 
-/// Locust's default reported percentiles, with its column names.
-pub const PERCENTILES: [(f64, &str); 11] = [
-    (50.0, "50%"),
-    (66.0, "66%"),
-    (75.0, "75%"),
-    (80.0, "80%"),
-    (90.0, "90%"),
-    (95.0, "95%"),
-    (98.0, "98%"),
-    (99.0, "99%"),
-    (99.9, "99.9%"),
-    (99.99, "99.99%"),
-    (100.0, "100%"),
+/// Locust's column names for its default percentiles ([`QUANTILES`], in the same order).
+pub const PERCENTILES: [&str; 11] = [
+    "50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%",
 ];
 
 /// Header of `load_test_stats.csv`.
@@ -41,7 +31,7 @@ pub fn stats_header() -> Vec<&'static str> {
         "Requests/s",
         "Failures/s",
     ];
-    h.extend(PERCENTILES.iter().map(|p| p.1));
+    h.extend(PERCENTILES);
     h
 }
 
@@ -58,7 +48,7 @@ pub fn history_header() -> Vec<&'static str> {
         "Requests/s",
         "Failures/s",
     ];
-    h.extend(PERCENTILES.iter().map(|p| p.1));
+    h.extend(PERCENTILES);
     h.extend([
         "Total Request Count",
         "Total Failure Count",
@@ -77,9 +67,9 @@ pub fn ms(us: f64) -> String {
 }
 
 fn percentiles(h: &Histogram<u64>) -> Vec<String> {
-    PERCENTILES
+    QUANTILES
         .iter()
-        .map(|(q, _)| {
+        .map(|q| {
             if h.is_empty() {
                 "N/A".to_string()
             } else {
@@ -159,34 +149,30 @@ pub fn write_history<W: Write>(w: W, samples: &[HistorySample]) -> csv::Result<(
     out.write_record(history_header())?;
     for sample in samples {
         let secs = sample.interval.as_secs_f64().max(1e-9);
-        let interval = rows(&sample.interval_stats);
-        let totals = rows(&sample.totals);
-        for (kind, name, total) in totals {
-            let current = interval
-                .iter()
-                .find(|r| r.1 == name)
-                .map(|r| r.2.clone())
-                .unwrap_or_default();
+        for (op, row) in &sample.rows {
+            let (kind, name) = match op {
+                Some(op) => (METHOD, op.name()),
+                None => ("", "Aggregated"),
+            };
             let mut rec = vec![
                 sample.unix_time.to_string(),
                 sample.users.to_string(),
                 kind.to_string(),
                 name.to_string(),
-                format!("{:.3}", current.count() as f64 / secs),
-                format!("{:.3}", current.failed as f64 / secs),
+                format!("{:.3}", row.count as f64 / secs),
+                format!("{:.3}", row.failed as f64 / secs),
             ];
-            rec.extend(percentiles(&current.latency));
+            match row.percentiles {
+                Some(p) => rec.extend(p.iter().map(|us| ms(*us as f64))),
+                None => rec.extend(PERCENTILES.iter().map(|_| "N/A".to_string())),
+            }
             rec.extend([
-                total.count().to_string(),
-                total.failed.to_string(),
-                if total.latency.is_empty() {
-                    "0".into()
-                } else {
-                    ms(total.latency.value_at_quantile(0.5) as f64)
-                },
-                ms(total.latency.mean()),
-                min_ms(&total.latency),
-                ms(total.latency.max() as f64),
+                row.total_count.to_string(),
+                row.total_failed.to_string(),
+                ms(row.total_median as f64),
+                ms(row.total_mean),
+                ms(row.total_min as f64),
+                ms(row.total_max as f64),
                 "0".into(),
             ]);
             out.write_record(rec)?;

@@ -1,0 +1,13 @@
+//! Integration tests of pgvector-loadtest, in one binary (as ripgrep's): every test starts its
+//! own real PostgreSQL (the embedded PostgreSQL 18 + pgvector, or Debian's PostgreSQL 15 for
+//! "no pgvector"), drives the library or the built binary against it, and stops it.
+//!
+//! Run with `cargo test --release --test it`.
+
+mod cli;
+mod load;
+mod ops;
+mod schema;
+mod secrets;
+mod seed;
+mod util;
