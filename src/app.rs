@@ -99,6 +99,11 @@ async fn run_on(
         d = prepare_data(config, &endpoints.primary) => d?,
         _ = signals.cancelled() => return Err(AppError::Interrupted),
     };
+    if let Mode::Bench(settings) = &config.mode {
+        return crate::bench::run(config, settings, endpoints, dataset)
+            .await
+            .map_err(|e| AppError::Usage(e.to_string()));
+    }
     if config.mode == Mode::Setup {
         println!(
             "memory_entries ready on {}: {}",

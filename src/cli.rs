@@ -52,6 +52,44 @@ pub struct Cli {
 pub enum Command {
     /// Create the schema and seed the dataset, then exit.
     Setup,
+    /// Run the benchmark suite (single-user Goose scenarios) and measure recall.
+    Bench(BenchArgs),
+}
+
+/// The benchmark suite's counts.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A short version for CI: every count divided by 10 (at least 5 iterations).
+    #[arg(long)]
+    pub quick: bool,
+    /// Iterations of the single-namespace search.
+    #[arg(long, default_value_t = 1000)]
+    pub single_iterations: usize,
+    /// Iterations of the cross-namespace search.
+    #[arg(long, default_value_t = 500)]
+    pub cross_iterations: usize,
+    /// Clients of the concurrent benchmark.
+    #[arg(long, default_value_t = 50)]
+    pub concurrent_clients: usize,
+    /// Queries per client in the concurrent benchmark.
+    #[arg(long, default_value_t = 20)]
+    pub concurrent_queries: usize,
+    /// Batches of the bulk-insert benchmark.
+    #[arg(long, default_value_t = 100)]
+    pub bulk_batches: usize,
+    /// Rows per batch of the bulk-insert benchmark.
+    #[arg(long, default_value_t = 100)]
+    pub bulk_rows: usize,
+    /// Warm-up iterations before each benchmark, excluded from its statistics.
+    #[arg(long, default_value_t = 50)]
+    pub warmup: usize,
+    /// Which benchmarks to run (comma-separated): single, cross, concurrent, bulk.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "single,cross,concurrent,bulk"
+    )]
+    pub only: Vec<String>,
 }
 
 /// Where the database is.
@@ -149,18 +187,24 @@ pub struct DataArgs {
         help_heading = "Schema and data"
     )]
     pub ef_construction: u32,
-    /// hnsw.ef_search for every query.
+    /// hnsw.ef_search for every query; `bench` takes a comma-separated list to sweep.
     #[arg(
         long,
         global = true,
-        default_value_t = 40,
+        value_delimiter = ',',
+        default_value = "40",
         help_heading = "Schema and data"
     )]
-    pub ef_search: u32,
+    pub ef_search: Vec<u32>,
     /// hnsw.iterative_scan: off, relaxed_order, strict_order (default: relaxed_order for
-    /// hash:N, else off).
-    #[arg(long, global = true, help_heading = "Schema and data")]
-    pub iterative_scan: Option<String>,
+    /// hash:N, else off); `bench` takes a comma-separated list to sweep.
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        help_heading = "Schema and data"
+    )]
+    pub iterative_scan: Vec<String>,
     /// Namespaces in the dataset.
     #[arg(
         long,

@@ -21,12 +21,69 @@ fn bad(msg: impl Into<String>) -> ConfigError {
 }
 
 /// What the run does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// The Goose load test.
     Load,
     /// Schema and seed only.
     Setup,
+    /// The benchmark suite.
+    Bench(BenchSettings),
+}
+
+/// Which benchmarks run, and how many iterations each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchSettings {
+    /// Single-namespace search iterations (0 = skipped).
+    pub single: usize,
+    /// Cross-namespace search iterations (0 = skipped).
+    pub cross: usize,
+    /// Concurrent benchmark clients (0 = skipped).
+    pub concurrent_clients: usize,
+    /// Queries per concurrent client.
+    pub concurrent_queries: usize,
+    /// Bulk insert batches (0 = skipped).
+    pub bulk_batches: usize,
+    /// Rows per bulk batch.
+    pub bulk_rows: usize,
+    /// Warm-up iterations before each benchmark.
+    pub warmup: usize,
+}
+
+fn bench_settings(args: crate::cli::BenchArgs) -> Result<BenchSettings, ConfigError> {
+    for name in &args.only {
+        if !matches!(name.as_str(), "single" | "cross" | "concurrent" | "bulk") {
+            return Err(bad(format!(
+                "--only takes single, cross, concurrent, bulk; got '{name}'"
+            )));
+        }
+    }
+    let on = |name: &str, n: usize| {
+        if args.only.iter().any(|o| o == name) {
+            n
+        } else {
+            0
+        }
+    };
+    let scale = |n: usize| if args.quick { (n / 10).max(5) } else { n };
+    if args.bulk_rows == 0 || args.concurrent_queries == 0 {
+        return Err(bad(
+            "--bulk-rows and --concurrent-queries must be at least 1",
+        ));
+    }
+    Ok(BenchSettings {
+        single: on("single", scale(args.single_iterations)),
+        cross: on("cross", scale(args.cross_iterations)),
+        concurrent_clients: on("concurrent", scale(args.concurrent_clients)),
+        concurrent_queries: scale(args.concurrent_queries),
+        bulk_batches: on("bulk", scale(args.bulk_batches)),
+        bulk_rows: args.bulk_rows,
+        warmup: if args.quick {
+            (args.warmup / 10).max(5)
+        } else {
+            args.warmup
+        },
+    })
 }
 
 /// Embedded-server settings (used when no database URL is given).
@@ -86,6 +143,10 @@ pub struct Config {
     pub ef_search: u32,
     /// hnsw.iterative_scan.
     pub iterative_scan: String,
+    /// `bench`: every ef_search to measure (the first is [`Config::ef_search`]).
+    pub ef_search_sweep: Vec<u32>,
+    /// `bench`: every iterative_scan mode to measure.
+    pub iterative_scan_sweep: Vec<String>,
     /// Drop and recreate our table.
     pub reset: bool,
     /// The synthetic dataset (or the namespace count for a file).
@@ -150,19 +211,28 @@ impl Config {
         }
 
         let layout: Layout = cli.data.layout.parse().map_err(bad)?;
-        let iterative_scan = match cli.data.iterative_scan {
-            Some(mode) => mode,
-            None if matches!(layout, Layout::Hash(_)) => "relaxed_order".into(),
-            None => "off".into(),
-        };
-        if !matches!(
-            iterative_scan.as_str(),
-            "off" | "relaxed_order" | "strict_order"
-        ) {
-            return Err(bad(format!(
-                "--iterative-scan must be off, relaxed_order or strict_order, got '{iterative_scan}'"
-            )));
+        let mut iterative_scans = cli.data.iterative_scan.clone();
+        if iterative_scans.is_empty() {
+            iterative_scans.push(if matches!(layout, Layout::Hash(_)) {
+                "relaxed_order".into()
+            } else {
+                "off".into()
+            });
         }
+        for mode in &iterative_scans {
+            if !matches!(mode.as_str(), "off" | "relaxed_order" | "strict_order") {
+                return Err(bad(format!(
+                    "--iterative-scan must be off, relaxed_order or strict_order, got '{mode}'"
+                )));
+            }
+        }
+        let is_bench = matches!(cli.command, Some(Command::Bench(_)));
+        if !is_bench && (iterative_scans.len() > 1 || cli.data.ef_search.len() > 1) {
+            return Err(bad(
+                "lists of --ef-search / --iterative-scan values are only for `bench` (a sweep)",
+            ));
+        }
+        let iterative_scan = iterative_scans[0].clone();
         if cli.data.m < 2 || cli.data.m > 100 {
             return Err(bad("--m must be between 2 and 100 (pgvector's limits)"));
         }
@@ -171,7 +241,7 @@ impl Config {
                 "--ef-construction must be at least 2 x m and at most 1000",
             ));
         }
-        if cli.data.ef_search == 0 || cli.data.ef_search > 1000 {
+        if cli.data.ef_search.is_empty() || cli.data.ef_search.iter().any(|&e| e == 0 || e > 1000) {
             return Err(bad("--ef-search must be between 1 and 1000"));
         }
         if cli.data.namespaces == 0 || cli.data.rows_per_namespace == 0 {
@@ -245,6 +315,7 @@ impl Config {
         let mode = match cli.command {
             None => Mode::Load,
             Some(Command::Setup) => Mode::Setup,
+            Some(Command::Bench(args)) => Mode::Bench(bench_settings(args)?),
         };
         Ok(Config {
             mode,
@@ -265,8 +336,10 @@ impl Config {
                 m: cli.data.m,
                 ef_construction: cli.data.ef_construction,
             },
-            ef_search: cli.data.ef_search,
+            ef_search: cli.data.ef_search[0],
             iterative_scan,
+            ef_search_sweep: cli.data.ef_search.clone(),
+            iterative_scan_sweep: iterative_scans,
             reset: cli.data.reset,
             dataset: DatasetSpec {
                 namespaces: cli.data.namespaces,

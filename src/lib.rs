@@ -13,12 +13,14 @@
 //!   ([`workload::ops`]) and failure classes ([`workload::failure`]).
 //! - [`load`]: the Goose scenarios ([`load::users`]) and our µs statistics ([`load::stats`]).
 //! - [`report`]: Locust-compatible CSVs and the JSON summary.
+//! - [`bench`]: the benchmark suite (single-user Goose scenarios, recall@k, ef_search sweeps).
 //!
 //! # Exit codes
 //! See [`Exit`].
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod db;

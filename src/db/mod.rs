@@ -104,7 +104,10 @@ impl Endpoints {
 /// one need not download the wheel.
 fn local_pg_bin() -> Option<std::path::PathBuf> {
     let ask = |flag: &str| -> Option<String> {
-        let out = std::process::Command::new("pg_config").arg(flag).output().ok()?;
+        let out = std::process::Command::new("pg_config")
+            .arg(flag)
+            .output()
+            .ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())

@@ -103,6 +103,7 @@ pub async fn run(
         hub: hub.clone(),
         workload: config.workload.clone(),
         insert_seq: AtomicU64::new(0),
+        pin_namespace: true,
     });
 
     let goose_err = |e: GooseError| LoadError::Goose(e.to_string());

@@ -5,7 +5,7 @@
 //! the once-a-second history sampler; the hot path never waits on another user.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -201,7 +201,11 @@ impl HistoryRow {
             percentiles: (!h.is_empty()).then(|| QUANTILES.map(|q| h.value_at_percentile(q))),
             total_count: total.count(),
             total_failed: total.failed,
-            total_median: if t.is_empty() { 0 } else { t.value_at_quantile(0.5) },
+            total_median: if t.is_empty() {
+                0
+            } else {
+                t.value_at_quantile(0.5)
+            },
             total_mean: t.mean(),
             total_min: if t.is_empty() { 0 } else { t.min() },
             total_max: t.max(),
@@ -227,6 +231,10 @@ pub struct StatsHub {
     shards: Vec<Mutex<Snapshot>>,
     users: AtomicUsize,
     started: Instant,
+    // µs since `started` of the first operation's start and the last one's end: the span over
+    // which throughput is measured.
+    first_start_us: AtomicU64,
+    last_end_us: AtomicU64,
 }
 
 impl StatsHub {
@@ -239,11 +247,19 @@ impl StatsHub {
                 .collect(),
             users: AtomicUsize::new(0),
             started: Instant::now(),
+            first_start_us: AtomicU64::new(u64::MAX),
+            last_end_us: AtomicU64::new(0),
         })
     }
 
     /// Records one operation from user `user`.
     pub fn record(&self, user: usize, op: Op, outcome: &Outcome) {
+        let end = self.started.elapsed();
+        let start = end.saturating_sub(outcome.pool_wait + outcome.latency);
+        self.first_start_us
+            .fetch_min(start.as_micros() as u64, Ordering::Relaxed);
+        self.last_end_us
+            .fetch_max(end.as_micros() as u64, Ordering::Relaxed);
         let shard = &self.shards[user % self.shards.len()];
         shard.lock().unwrap_or_else(|p| p.into_inner()).ops[op.index()].record(outcome);
     }
@@ -270,6 +286,13 @@ impl StatsHub {
     /// Users running now.
     pub fn users(&self) -> usize {
         self.users.load(Ordering::Relaxed)
+    }
+
+    /// Wall-clock time from the first operation's start to the last one's end.
+    pub fn active_span(&self) -> Duration {
+        let first = self.first_start_us.load(Ordering::Relaxed);
+        let last = self.last_end_us.load(Ordering::Relaxed);
+        Duration::from_micros(last.saturating_sub(first.min(last)))
     }
 
     /// When the recorder was created.
@@ -303,7 +326,10 @@ pub async fn sample_history(
             .filter(|op| now.op(**op).count() > 0)
             .map(|op| (Some(*op), HistoryRow::new(interval.op(*op), now.op(*op))))
             .collect();
-        rows.push((None, HistoryRow::new(&interval.aggregated(), &now.aggregated())));
+        rows.push((
+            None,
+            HistoryRow::new(&interval.aggregated(), &now.aggregated()),
+        ));
         samples.push(HistorySample {
             unix_time: SystemTime::now()
                 .duration_since(UNIX_EPOCH)

@@ -20,7 +20,7 @@ use crate::config::Workload;
 use crate::db::pool::{checkout, Pool};
 use crate::workload::dataset::Dataset;
 use crate::workload::failure::Failure;
-use crate::workload::ops::{self, NewRow, Op};
+use crate::workload::ops::{self, Hit, NewRow, Op};
 
 /// Goose's method label for our requests.
 pub const METHOD: &str = "SQL";
@@ -39,11 +39,14 @@ pub struct Shared {
     pub workload: Workload,
     /// Makes inserted keys unique across users.
     pub insert_seq: AtomicU64,
+    /// Each user stays in its namespace (the load test); else every operation picks one at
+    /// random (the benchmarks, whose single user must cover all namespaces).
+    pub pin_namespace: bool,
 }
 
 /// Per-user state, set in on_start. Goose needs it `Clone + Send + Sync`.
 #[derive(Clone)]
-struct UserState {
+pub(crate) struct UserState {
     index: usize,
     namespace: usize,
     reader: usize,
@@ -119,25 +122,27 @@ pub fn scenarios(shared: &Arc<Shared>) -> Result<Vec<Scenario>, GooseError> {
     Ok(all)
 }
 
-fn start_user(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
-    let index = user.weighted_users_index;
-    let namespaces = shared.dataset.namespace_count();
+fn new_state(shared: &Shared, index: usize) -> UserState {
     // A stable namespace per user, as an agent's memories live in its own namespace.
-    let state = UserState {
+    UserState {
         index,
-        namespace: index % namespaces,
+        namespace: index % shared.dataset.namespace_count(),
         reader: index % shared.readers.len().max(1),
         rng: SmallRng::seed_from_u64(
             shared.workload.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         ),
-    };
+    }
+}
+
+fn start_user(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    let state = new_state(shared, user.weighted_users_index);
     user.set_session_data(state);
     shared.hub.user_started();
     Ok(())
 }
 
 /// What an operation will send, prepared before the clock starts.
-enum Request {
+pub(crate) enum Request {
     Single {
         namespace: String,
         query: Vector,
@@ -155,7 +160,11 @@ enum Request {
 
 fn plan(shared: &Shared, state: &mut UserState, op: Op) -> Request {
     let ds = &shared.dataset;
-    let ns = state.namespace;
+    let ns = if shared.pin_namespace {
+        state.namespace
+    } else {
+        state.rng.random_range(0..ds.namespace_count())
+    };
     match op {
         Op::SingleShardSearch => Request::Single {
             namespace: ds.namespace_name(ns),
@@ -211,11 +220,21 @@ fn plan(shared: &Shared, state: &mut UserState, op: Op) -> Request {
 }
 
 async fn run(user: &mut GooseUser, shared: &Shared, op: Op) -> TransactionResult {
-    let Some(state) = user.get_session_data_mut::<UserState>() else {
-        return Err(Box::new(TransactionError::Custom(
-            "user has no state: on_start did not run".into(),
-        )));
-    };
+    perform(user, shared, op).await.map(|_| ())
+}
+
+/// Plans, times, executes and records one operation; returns what was sent and, for
+/// searches, the rows found (the benchmark suite computes recall from them, off the clock).
+pub(crate) async fn perform(
+    user: &mut GooseUser,
+    shared: &Shared,
+    op: Op,
+) -> Result<(Request, Vec<Hit>), Box<TransactionError>> {
+    if user.get_session_data::<UserState>().is_none() {
+        let state = new_state(shared, user.weighted_users_index);
+        user.set_session_data(state);
+    }
+    let state = user.get_session_data_unchecked_mut::<UserState>();
     let request = plan(shared, state, op);
     let (index, reader) = (state.index, state.reader);
     // --throttle-requests only paces HTTP by itself; queries opt in here.
@@ -232,6 +251,7 @@ async fn run(user: &mut GooseUser, shared: &Shared, op: Op) -> TransactionResult
         result: Ok(0),
         short: false,
     };
+    let mut hits = Vec::new();
     let waited = Instant::now();
     match checkout(pool).await {
         Err(failure) => {
@@ -243,8 +263,9 @@ async fn run(user: &mut GooseUser, shared: &Shared, op: Op) -> TransactionResult
             let started = Instant::now();
             let result = execute(&conn, &request, shared).await;
             outcome.latency = started.elapsed();
-            outcome.result = result.map(|(rows, short)| {
+            outcome.result = result.map(|(rows, short, found)| {
                 outcome.short = short;
+                hits = found;
                 rows
             });
         }
@@ -267,37 +288,40 @@ async fn run(user: &mut GooseUser, shared: &Shared, op: Op) -> TransactionResult
     )
     .await?;
     match failure {
-        None => Ok(()),
+        None => Ok((request, hits)),
         Some(label) => Err(Box::new(TransactionError::Custom(label))),
     }
 }
 
-/// Runs the request; returns rows and whether a search came back short of k.
+/// Runs the request; returns rows, whether a search came back short of k, and the hits.
 async fn execute(
     conn: &crate::db::pool::Conn,
     request: &Request,
     shared: &Shared,
-) -> Result<(u64, bool), Failure> {
+) -> Result<(u64, bool, Vec<Hit>), Failure> {
     let w = &shared.workload;
     let (c, s) = (&conn.client, &conn.stmts);
+    let searched = |hits: Vec<Hit>, k: u32| (hits.len() as u64, hits.len() < k as usize, hits);
     let result = match request {
         Request::Single { namespace, query } => {
             ops::search_single(c, s, namespace, query, w.k as i64, w.min_similarity)
                 .await
-                .map(|hits| (hits.len() as u64, hits.len() < w.k as usize))
+                .map(|hits| searched(hits, w.k))
         }
         Request::Cross { namespaces, query } => {
             ops::search_cross(c, s, namespaces, query, w.cross_k as i64)
                 .await
-                .map(|hits| (hits.len() as u64, hits.len() < w.cross_k as usize))
+                .map(|hits| searched(hits, w.cross_k))
         }
         Request::Retrieve { namespace, key } => ops::retrieve(c, s, namespace, key)
             .await
-            .map(|n| (n, false)),
-        Request::Write(rows) if rows.len() == 1 => {
-            ops::insert(c, s, &rows[0]).await.map(|n| (n, false))
-        }
-        Request::Write(rows) => ops::bulk_insert(c, s, rows).await.map(|n| (n, false)),
+            .map(|n| (n, false, Vec::new())),
+        Request::Write(rows) if rows.len() == 1 => ops::insert(c, s, &rows[0])
+            .await
+            .map(|n| (n, false, Vec::new())),
+        Request::Write(rows) => ops::bulk_insert(c, s, rows)
+            .await
+            .map(|n| (n, false, Vec::new())),
     };
     result.map_err(|e| Failure::from_pg(&e))
 }

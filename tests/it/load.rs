@@ -38,8 +38,7 @@ fn op<'a>(summary: &'a Summary, name: &str) -> &'a OpSummary {
 }
 
 fn first_line(path: &Path) -> String {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines().next().unwrap_or_default().to_string()
 }
 
@@ -146,11 +145,7 @@ async fn short_load_test_mix_results_and_locust_reports() {
     let mut stats = csv::Reader::from_path(reports.path().join("load_test_stats.csv")).unwrap();
     let rows: Vec<csv::StringRecord> = stats.records().map(Result::unwrap).collect();
     let names: Vec<&str> = rows.iter().map(|r| &r[1]).collect();
-    let mut expected: Vec<&str> = summary
-        .operations
-        .iter()
-        .map(|o| o.name.as_str())
-        .collect();
+    let mut expected: Vec<&str> = summary.operations.iter().map(|o| o.name.as_str()).collect();
     expected.push("Aggregated");
     assert_eq!(names, expected);
     assert_eq!(summary.operations.len(), 5, "not every operation ran");

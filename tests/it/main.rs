@@ -4,6 +4,7 @@
 //!
 //! Run with `cargo test --release --test it`.
 
+mod bench;
 mod cli;
 mod load;
 mod ops;

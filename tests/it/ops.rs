@@ -103,10 +103,7 @@ async fn each_operation_returns_what_it_should() {
     .unwrap();
     assert!(!filtered.is_empty(), "no row with similarity >= 0.7");
     assert!(filtered.len() <= 10);
-    assert!(
-        filtered.iter().all(|h| h.similarity >= 0.7),
-        "{filtered:?}"
-    );
+    assert!(filtered.iter().all(|h| h.similarity >= 0.7), "{filtered:?}");
     assert!(filtered.iter().all(|h| h.namespace == "ns_001"));
     let above = exact.iter().take(10).filter(|e| e.0 >= 0.7).count();
     assert_eq!(filtered.len(), above, "filter dropped rows above 0.7");
@@ -118,7 +115,10 @@ async fn each_operation_returns_what_it_should() {
         .await
         .unwrap();
     assert_eq!(hits.len(), 20, "{hits:?}");
-    assert!(hits.iter().all(|h| wanted.contains(&h.namespace)), "{hits:?}");
+    assert!(
+        hits.iter().all(|h| wanted.contains(&h.namespace)),
+        "{hits:?}"
+    );
     check_hits(&hits, &data, &query, "cross");
     // The query comes from ns_002's topics, so its nearest rows are there.
     assert_eq!(hits[0].namespace, "ns_002", "{hits:?}");
@@ -184,7 +184,9 @@ async fn each_operation_returns_what_it_should() {
     );
     assert_eq!(count(&c).await, before + 100);
     assert_eq!(
-        ops::bulk_insert(&c, &stmts, &batch("second")).await.unwrap(),
+        ops::bulk_insert(&c, &stmts, &batch("second"))
+            .await
+            .unwrap(),
         100
     );
     assert_eq!(count(&c).await, before + 100, "upsert duplicated rows");

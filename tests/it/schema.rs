@@ -224,7 +224,11 @@ async fn check_plan(
         .get(0);
     let root = &plan[0]["Plan"];
     let shape = outline(root);
-    assert_eq!(root["Node Type"], "Limit", "{} {which}: {shape}", case.layout);
+    assert_eq!(
+        root["Node Type"], "Limit",
+        "{} {which}: {shape}",
+        case.layout
+    );
     let mut scans = Vec::new();
     collect_scans(root, &mut scans);
     assert!(
@@ -235,8 +239,7 @@ async fn check_plan(
     );
     for scan in &scans {
         assert_eq!(
-            scan["Node Type"],
-            "Index Scan",
+            scan["Node Type"], "Index Scan",
             "{} {which}: {shape}",
             case.layout
         );
@@ -247,9 +250,7 @@ async fn check_plan(
             case.layout
         );
         assert!(
-            scan["Order By"]
-                .as_str()
-                .is_some_and(|o| o.contains("<=>")),
+            scan["Order By"].as_str().is_some_and(|o| o.contains("<=>")),
             "{} {which}: index scan not ordered by distance: {shape}",
             case.layout
         );

@@ -216,7 +216,10 @@ impl PlainPg {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+            if let Some(status) = server
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
             {
                 panic!("postgres 15 exited ({status}): {}", read_lossy(&log));
             }

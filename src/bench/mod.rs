@@ -1,0 +1,366 @@
+//! The benchmark suite: the spec's four benchmarks, each run as a Goose scenario with a fixed
+//! number of users and iterations (`--users 1 --iterations N`; the concurrent one with 50 users
+//! × 20 iterations), after a warm-up run whose statistics are thrown away. Search benchmarks
+//! also measure recall@k against exact ground truth ([`recall`]), and `--ef-search` /
+//! `--iterative-scan` lists sweep the search benchmarks over index settings.
+
+pub mod recall;
+pub mod report;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use goose::client::GooseClientBuilder;
+use goose::config::GooseConfiguration;
+use goose::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{BenchSettings, Config};
+use crate::db::pool::{self, Pool, Session};
+use crate::db::target::{describe_pg_error, Target};
+use crate::db::Endpoints;
+use crate::load::stats::StatsHub;
+use crate::load::users::{self, Request, Shared};
+use crate::workload::dataset::Dataset;
+use crate::workload::ops::Op;
+use crate::Exit;
+use report::{BenchReport, BenchResult, Settings};
+
+/// Why the suite could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Connecting or querying failed outside the measured operations.
+    #[error("benchmark setup: {0}")]
+    Db(String),
+    /// Goose refused to run.
+    #[error("goose: {0}")]
+    Goose(String),
+    /// Reports could not be written.
+    #[error("writing benchmark reports: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One benchmark to run.
+#[derive(Debug, Clone)]
+struct Spec {
+    name: &'static str,
+    op: Op,
+    users: usize,
+    iterations_per_user: usize,
+    warmup_per_user: usize,
+    ef_search: u32,
+    iterative_scan: String,
+}
+
+/// What every Goose user of one benchmark shares.
+struct BenchShared {
+    shared: Shared,
+    truth: Option<Pool>,
+    recalls: Mutex<Vec<f64>>,
+}
+
+/// Runs the suite, prints the tables and writes `benchmark_results.json` (and the sweep plot).
+pub async fn run(
+    config: &Config,
+    settings: &BenchSettings,
+    endpoints: &Endpoints,
+    dataset: Arc<Dataset>,
+) -> Result<Exit, BenchError> {
+    let primary = &endpoints.primary;
+    let versions = versions(primary).await?;
+    let mut specs = Vec::new();
+    for ef in &config.ef_search_sweep {
+        for mode in &config.iterative_scan_sweep {
+            let spec = |name, op, users, n: usize| Spec {
+                name,
+                op,
+                users,
+                iterations_per_user: n,
+                warmup_per_user: settings.warmup,
+                ef_search: *ef,
+                iterative_scan: mode.clone(),
+            };
+            if settings.single > 0 {
+                specs.push(spec(
+                    "single_shard_search",
+                    Op::SingleShardSearch,
+                    1,
+                    settings.single,
+                ));
+            }
+            if settings.cross > 0 {
+                specs.push(spec(
+                    "cross_shard_search",
+                    Op::CrossShardSearch,
+                    1,
+                    settings.cross,
+                ));
+            }
+        }
+    }
+    let first = |name, op, users: usize, n: usize| Spec {
+        name,
+        op,
+        users,
+        iterations_per_user: n,
+        warmup_per_user: settings.warmup.div_ceil(users.max(1)),
+        ef_search: config.ef_search,
+        iterative_scan: config.iterative_scan.clone(),
+    };
+    if settings.concurrent_clients > 0 {
+        specs.push(first(
+            "concurrent_queries",
+            Op::SingleShardSearch,
+            settings.concurrent_clients,
+            settings.concurrent_queries,
+        ));
+    }
+    // Last: its rows change the table the searches are judged on.
+    if settings.bulk_batches > 0 {
+        specs.push(first(
+            "bulk_insert",
+            Op::BulkInsert,
+            1,
+            settings.bulk_batches,
+        ));
+    }
+
+    println!("Vector Search Benchmark Suite");
+    println!("{}", "=".repeat(60));
+    let signals = crate::app::signals();
+    let mut results = Vec::new();
+    for spec in &specs {
+        if signals.is_cancelled() {
+            break;
+        }
+        let result = measure(config, settings, primary, dataset.clone(), spec).await?;
+        report::print_result(&mut std::io::stdout(), &result)?;
+        results.push(result);
+    }
+    let report = BenchReport::new(
+        primary,
+        Settings {
+            layout: config.table.layout.to_string(),
+            dataset: dataset.describe(),
+            namespaces: dataset.namespace_count(),
+            total_rows: dataset.total_rows(),
+            dim: config.table.dim,
+            m: config.table.m,
+            ef_construction: config.table.ef_construction,
+            ef_search: config.ef_search_sweep.clone(),
+            iterative_scan: config.iterative_scan_sweep.clone(),
+            warmup_iterations: settings.warmup,
+            server_version: versions.0,
+            pgvector_version: versions.1,
+        },
+        results,
+    );
+    report.print_summary(&mut std::io::stdout())?;
+    report.write(&config.report_dir)?;
+    println!(
+        "results written to {}",
+        config.report_dir.join("benchmark_results.json").display()
+    );
+    Ok(if signals.is_cancelled() {
+        Exit::Interrupted
+    } else {
+        Exit::Success
+    })
+}
+
+async fn versions(primary: &Target) -> Result<(String, String), BenchError> {
+    let client = primary
+        .connect()
+        .await
+        .map_err(|e| BenchError::Db(e.to_string()))?;
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), \
+             coalesce((SELECT extversion FROM pg_extension WHERE extname = 'vector'), '')",
+            &[],
+        )
+        .await
+        .map_err(|e| BenchError::Db(describe_pg_error(&e)))?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Runs one benchmark: warm-up, then the measured run with recall and connection sampling.
+async fn measure(
+    config: &Config,
+    settings: &BenchSettings,
+    primary: &Target,
+    dataset: Arc<Dataset>,
+    spec: &Spec,
+) -> Result<BenchResult, BenchError> {
+    println!();
+    println!(
+        "{} (ef_search={}, iterative_scan={})",
+        report::title(spec.name),
+        spec.ef_search,
+        spec.iterative_scan
+    );
+    let session = Session {
+        ef_search: spec.ef_search,
+        iterative_scan: spec.iterative_scan.clone(),
+        statement_timeout: config.statement_timeout,
+    };
+    let db = |e: crate::db::target::ConnectError| BenchError::Db(e.to_string());
+    let pool = pool::build(
+        primary,
+        &session,
+        spec.users as u32 + 1,
+        config.pool_timeout,
+    )
+    .await
+    .map_err(db)?;
+    let truth = if spec.op.is_search() {
+        Some(
+            pool::build(primary, &session, spec.users as u32, config.pool_timeout)
+                .await
+                .map_err(db)?,
+        )
+    } else {
+        None
+    };
+    let mut workload = config.workload.clone();
+    workload.bulk_batch = settings.bulk_rows;
+    let make = |hub: Arc<StatsHub>| {
+        Arc::new(BenchShared {
+            shared: Shared {
+                dataset: dataset.clone(),
+                writer: pool.clone(),
+                readers: vec![pool.clone()],
+                hub,
+                workload: workload.clone(),
+                insert_seq: AtomicU64::new(0),
+                pin_namespace: false,
+            },
+            truth: truth.clone(),
+            recalls: Mutex::new(Vec::new()),
+        })
+    };
+
+    if spec.warmup_per_user > 0 {
+        let warm = make(StatsHub::new(spec.users));
+        goose_run(&warm, spec, spec.warmup_per_user).await?;
+    }
+    let hub = StatsHub::new(spec.users);
+    let shared = make(hub.clone());
+    let total = (spec.users * spec.iterations_per_user) as u64;
+    let stop = CancellationToken::new();
+    let progress = tokio::spawn(report::progress(hub.clone(), spec.op, total, stop.clone()));
+    let peak =
+        (spec.users > 1).then(|| tokio::spawn(peak_connections(primary.clone(), stop.clone())));
+    let outcome = goose_run(&shared, spec, spec.iterations_per_user).await;
+    stop.cancel();
+    let _ = progress.await;
+    let peak = match peak {
+        Some(task) => task.await.ok().flatten(),
+        None => None,
+    };
+    outcome?;
+    let recalls = shared.recalls.lock().map(|r| r.clone()).unwrap_or_default();
+    let k = match spec.op {
+        Op::SingleShardSearch => Some(workload.k),
+        Op::CrossShardSearch => Some(workload.cross_k),
+        _ => None,
+    };
+    Ok(BenchResult::new(
+        spec.name,
+        spec.users,
+        spec.warmup_per_user * spec.users,
+        hub.snapshot().op(spec.op),
+        hub.active_span(),
+        k,
+        (spec.ef_search, spec.iterative_scan.clone()),
+        &recalls,
+        peak,
+        (spec.op == Op::BulkInsert).then_some(settings.bulk_rows),
+    ))
+}
+
+/// One Goose attack: `spec.users` users, each running `iterations` transactions, no think time.
+async fn goose_run(b: &Arc<BenchShared>, spec: &Spec, iterations: usize) -> Result<(), BenchError> {
+    let mut config = GooseConfiguration::default();
+    config.host = Some("pg://benchmark".into());
+    config.users = Some(spec.users);
+    config.iterations = Some(iterations);
+    // All users at once: the concurrent benchmark means concurrent.
+    config.increase_rate = Some("1000".into());
+    config.no_print_metrics = true;
+    config.no_error_summary = true;
+    config.no_telnet = true;
+    config.quiet = 1;
+    let goose = |e: GooseError| BenchError::Goose(e.to_string());
+    let op = spec.op;
+    let shared = b.clone();
+    let function: TransactionFunction = Arc::new(move |user| {
+        let b = shared.clone();
+        Box::pin(async move { bench_transaction(user, &b, op).await })
+    });
+    let scenario = Scenario::new(spec.name)
+        .register_transaction(Transaction::new(function).set_name(op.name()));
+    GooseAttack::initialize_with_config(config)
+        .map_err(goose)?
+        .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())
+        .map_err(goose)?
+        .register_scenario(scenario)
+        .execute()
+        .await
+        .map_err(goose)?;
+    Ok(())
+}
+
+/// The timed operation, then (off the clock) its recall.
+async fn bench_transaction(user: &mut GooseUser, b: &BenchShared, op: Op) -> TransactionResult {
+    let (request, hits) = users::perform(user, &b.shared, op).await?;
+    let Some(truth_pool) = &b.truth else {
+        return Ok(());
+    };
+    let (scope, query, k) = match &request {
+        Request::Single { namespace, query } => {
+            (recall::Query::Single(namespace), query, b.shared.workload.k)
+        }
+        Request::Cross { namespaces, query } => (
+            recall::Query::Cross(namespaces),
+            query,
+            b.shared.workload.cross_k,
+        ),
+        _ => return Ok(()),
+    };
+    let failed = |e: String| Box::new(TransactionError::Custom(format!("ground truth: {e}")));
+    let mut conn = truth_pool
+        .get()
+        .await
+        .map_err(|e| failed(format!("{e:?}")))?;
+    let truth = recall::exact_top_k(&mut conn.client, scope, query, k as i64)
+        .await
+        .map_err(|e| failed(describe_pg_error(&e)))?;
+    let value = recall::recall(&hits, &truth, k as usize);
+    if let Ok(mut recalls) = b.recalls.lock() {
+        recalls.push(value);
+    }
+    Ok(())
+}
+
+/// Samples the server's client connections every 20 ms until `stop`; returns the peak.
+async fn peak_connections(target: Target, stop: CancellationToken) -> Option<i64> {
+    let client = target.connect().await.ok()?;
+    let mut peak = 0i64;
+    loop {
+        if let Ok(row) = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+                &[],
+            )
+            .await
+        {
+            peak = peak.max(row.get(0));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = stop.cancelled() => return Some(peak),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The benchmark suite: `bench --quick` writes every benchmark with recall to
+//! `benchmark_results.json`, and recall reacts to the index settings where filtering matters.
+
+use crate::util::{run_bin, temp_dir, Pg};
+use pgvector_loadtest::bench::report::BenchReport;
+
+fn read_report(dir: &std::path::Path) -> BenchReport {
+    let text = std::fs::read_to_string(dir.join("benchmark_results.json"))
+        .expect("benchmark_results.json exists");
+    serde_json::from_str(&text).expect("benchmark_results.json has the documented shape")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_suite_writes_every_benchmark_with_recall() {
+    let pg = Pg::start().await;
+    let reports = temp_dir();
+    let url = pg.url();
+    let dir = reports.path().to_str().unwrap();
+    let run = run_bin(
+        &[
+            "bench",
+            "--quick",
+            "--database-url",
+            &url,
+            "--report-dir",
+            dir,
+            "--namespaces",
+            "6",
+            "--rows-per-namespace",
+            "500",
+        ],
+        &[],
+    )
+    .await;
+    run.expect_code(0);
+    let out = run.stdout();
+    for title in [
+        "Single-Shard Vector Search",
+        "Cross-Shard Vector Search",
+        "Concurrent Queries",
+        "Bulk Insert",
+        "PASS",
+    ] {
+        assert!(
+            out.contains(title) || title == "PASS" && out.contains("FAIL"),
+            "console lacks {title}:\n{out}"
+        );
+    }
+
+    let report = read_report(reports.path());
+    assert_eq!(report.connection.host, "127.0.0.1");
+    assert_eq!(report.connection.port, pg.port());
+    assert_eq!(report.connection.database, "postgres");
+    assert_eq!(report.settings.total_rows, 3000);
+    assert_eq!(report.settings.dim, 384);
+    assert_eq!(report.settings.pgvector_version, "0.8.6");
+    assert!(report.settings.server_version.starts_with("18."));
+    let ops: Vec<&str> = report
+        .results
+        .iter()
+        .map(|r| r.operation.as_str())
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "single_shard_search",
+            "cross_shard_search",
+            "concurrent_queries",
+            "bulk_insert"
+        ]
+    );
+    for r in &report.results {
+        assert_eq!(r.failures, 0, "{r:?}");
+        assert!(r.iterations >= 5, "{r:?}");
+        assert!(
+            r.min_ms > 0.0 && r.min_ms <= r.p50_ms && r.p50_ms <= r.p95_ms && r.p95_ms <= r.max_ms,
+            "{r:?}"
+        );
+        assert!(r.qps > 0.0, "{r:?}");
+        assert!(r.warmup_iterations > 0, "{r:?}");
+    }
+    let single = &report.results[0];
+    assert_eq!(single.iterations, 100, "--quick runs a tenth of 1000");
+    assert_eq!(single.k, Some(10));
+    let recall = single.recall_mean.expect("searches carry recall");
+    assert!((0.8..=1.0).contains(&recall), "recall {recall}");
+    assert!(single.recall_p5.unwrap() <= recall);
+    assert_eq!(report.results[1].k, Some(20));
+    let concurrent = &report.results[2];
+    assert_eq!(concurrent.clients, 5);
+    assert!(
+        concurrent.peak_server_connections.unwrap_or(0) >= 2,
+        "{concurrent:?}"
+    );
+    let bulk = &report.results[3];
+    assert_eq!(bulk.rows_per_batch, Some(100));
+    let (tps, rows) = (bulk.transactions_per_s.unwrap(), bulk.rows_per_s.unwrap());
+    assert!(rows > tps * 50.0, "rows/s {rows} vs transactions/s {tps}");
+    assert_eq!(report.targets.len(), 4);
+    // The bulk rows landed: 10 batches of 100 on top of the seeded 3000.
+    let n: i64 = pg
+        .client("postgres")
+        .await
+        .query_one("SELECT count(*) FROM memory_entries", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(n >= 3000 + 10 * 100, "{n} rows");
+    pg.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_reacts_to_ef_search_and_iterative_scan_on_hash_shards() {
+    let pg = Pg::start().await;
+    let reports = temp_dir();
+    let url = pg.url();
+    let dir = reports.path().to_str().unwrap();
+    // Two shards for eight namespaces: each HNSW index holds four namespaces, so a filter on
+    // one namespace discards most of what a small ef_search finds.
+    let run = run_bin(
+        &[
+            "bench",
+            "--quick",
+            "--only",
+            "single",
+            "--database-url",
+            &url,
+            "--report-dir",
+            dir,
+            "--layout",
+            "hash:2",
+            "--namespaces",
+            "8",
+            "--rows-per-namespace",
+            "400",
+            "--ef-search",
+            "4,100",
+            "--iterative-scan",
+            "off,relaxed_order",
+        ],
+        &[],
+    )
+    .await;
+    run.expect_code(0);
+    let report = read_report(reports.path());
+    assert_eq!(report.results.len(), 4, "{:?}", report.results);
+    let find = |ef: u32, mode: &str| {
+        report
+            .results
+            .iter()
+            .find(|r| r.ef_search == ef && r.iterative_scan == mode)
+            .unwrap_or_else(|| panic!("no result for ef_search {ef} {mode}"))
+    };
+    let low = find(4, "off");
+    let high = find(100, "relaxed_order");
+    let (low_recall, high_recall) = (low.recall_mean.unwrap(), high.recall_mean.unwrap());
+    let (low_short, high_short) = (
+        low.short_result_share.unwrap(),
+        high.short_result_share.unwrap(),
+    );
+    assert!(
+        high_recall > 0.95,
+        "high ef_search with iterative scan: recall {high_recall}"
+    );
+    assert!(
+        low_recall < high_recall - 0.2,
+        "recall {low_recall} (ef 4, off) vs {high_recall}"
+    );
+    assert!(low_short > 0.5, "short results {low_short} (ef 4, off)");
+    assert!(
+        high_short < low_short,
+        "short results {high_short} vs {low_short}"
+    );
+    let svg = std::fs::read_to_string(reports.path().join("recall_vs_latency.svg")).expect("plot");
+    assert!(svg.starts_with("<svg") && svg.contains("ef=4") && svg.contains("ef=100"));
+    pg.stop().await;
+}
