@@ -12,7 +12,9 @@ use crate::db::schema::{self, Prepared};
 use crate::db::target::{describe_pg_error, ConnectError, Target};
 use crate::db::{seed, Endpoints};
 use crate::load::{self, LoadResult};
+use crate::profile::Profile;
 use crate::report::summary::{RunInfo, Summary};
+use crate::report::verdict::{self, Verdict};
 use crate::report::{csv_io, locust, write_atomic};
 use crate::workload::dataset::Dataset;
 use crate::Exit;
@@ -79,12 +81,24 @@ pub fn signals() -> CancellationToken {
 /// Runs the configured job.
 pub async fn run(config: Config) -> Result<Exit, AppError> {
     let signals = signals();
+    // Bound before anything runs: a busy exporter port fails now, not after seeding.
+    let listener = crate::metrics::bind_for(&config.metrics, config.mode == Mode::Metrics)
+        .await
+        .map_err(|e| AppError::Usage(e.to_string()))?;
     let endpoints = tokio::select! {
         e = Endpoints::open(&config) => e.map_err(|e| AppError::Usage(e.to_string()))?,
         _ = signals.cancelled() => return Err(AppError::Interrupted),
     };
     *CHILD_PIDS.lock().unwrap_or_else(|p| p.into_inner()) = endpoints.server_pids();
-    let result = run_on(&config, &endpoints, &signals).await;
+    let result = match crate::metrics::start(listener, &config, &endpoints, &signals).await {
+        Ok(crate::metrics::Started::Standalone) => Ok(Exit::Success),
+        Ok(crate::metrics::Started::Sidecar(sidecar)) => {
+            let result = run_on(&config, &endpoints, &signals, &sidecar).await;
+            sidecar.stop().await;
+            result
+        }
+        Err(e) => Err(AppError::Failed(e.to_string())),
+    };
     endpoints.shutdown().await;
     CHILD_PIDS.lock().unwrap_or_else(|p| p.into_inner()).clear();
     result
@@ -94,12 +108,14 @@ async fn run_on(
     config: &Config,
     endpoints: &Endpoints,
     signals: &CancellationToken,
+    sidecar: &crate::metrics::Sidecar,
 ) -> Result<Exit, AppError> {
     let dataset = tokio::select! {
         d = prepare_data(config, &endpoints.primary) => d?,
         _ = signals.cancelled() => return Err(AppError::Interrupted),
     };
     if let Mode::Bench(settings) = &config.mode {
+        sidecar.announce();
         return crate::bench::run(config, settings, endpoints, dataset)
             .await
             .map_err(|e| AppError::Usage(e.to_string()));
@@ -116,7 +132,8 @@ async fn run_on(
         wait_for_replicas(&endpoints.replicas, dataset.total_rows()).await?;
     }
     let started_at = chrono::Utc::now();
-    let result = load::run(config, endpoints, dataset.clone())
+    sidecar.announce();
+    let result = load::run(config, endpoints, dataset.clone(), sidecar.client())
         .await
         .map_err(|e| match e {
             load::LoadError::Connect { .. } => AppError::Usage(e.to_string()),
@@ -135,18 +152,19 @@ async fn run_on(
         max_users: result.max_users,
         interrupted: result.interrupted,
     };
-    write_reports(&config.report_dir, &info, &result).map_err(|e| {
-        AppError::Failed(format!(
-            "writing reports in {}: {e}",
-            config.report_dir.display()
-        ))
-    })?;
+    let verdicts = write_reports(&config.report_dir, &info, &result, config.profile.as_ref())
+        .map_err(|e| {
+            AppError::Failed(format!(
+                "writing reports in {}: {e}",
+                config.report_dir.display()
+            ))
+        })?;
     if let Some(failed) = &result.thresholds_failed {
         eprintln!("thresholds breached: {failed}");
     }
     Ok(if result.interrupted {
         Exit::Interrupted
-    } else if result.thresholds_failed.is_some() {
+    } else if result.thresholds_failed.is_some() || verdict::breached(&verdicts) {
         Exit::SloBreached
     } else {
         Exit::Success
@@ -256,7 +274,12 @@ async fn wait_for_replicas(replicas: &[Target], rows: usize) -> Result<(), AppEr
 }
 
 /// Writes the CSVs and the summary, and prints the summary table.
-fn write_reports(dir: &Path, info: &RunInfo, result: &LoadResult) -> std::io::Result<()> {
+fn write_reports(
+    dir: &Path,
+    info: &RunInfo,
+    result: &LoadResult,
+    profile: Option<&Profile>,
+) -> std::io::Result<Vec<Verdict>> {
     let snapshot = &result.snapshot;
     write_atomic(&dir.join("load_test_stats.csv"), |w| {
         locust::write_stats(w, snapshot, info.elapsed).map_err(csv_io)
@@ -267,11 +290,20 @@ fn write_reports(dir: &Path, info: &RunInfo, result: &LoadResult) -> std::io::Re
     write_atomic(&dir.join("load_test_stats_history.csv"), |w| {
         locust::write_history(w, &result.history).map_err(csv_io)
     })?;
-    let summary = Summary::new(info, snapshot);
+    let mut summary = Summary::new(info, snapshot);
+    summary.server = result.server.clone();
+    if let Some(profile) = profile {
+        summary.profile = Some(profile.source.clone());
+        summary.objectives =
+            verdict::evaluate(&profile.objectives, snapshot, info.elapsed, &result.server);
+    }
     write_atomic(&dir.join("load_test_summary.json"), |w| {
         summary.write_json(w).map_err(std::io::Error::other)
     })?;
     summary.print(std::io::stdout())?;
+    if let Some(profile) = profile {
+        verdict::print(&mut std::io::stdout(), &profile.source, &summary.objectives)?;
+    }
     println!("reports written to {}", dir.display());
-    Ok(())
+    Ok(summary.objectives)
 }

@@ -30,6 +30,9 @@ pub struct Cli {
     /// Workload shape.
     #[command(flatten)]
     pub workload: WorkloadArgs,
+    /// The Prometheus exporter.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// Where reports go.
     #[arg(
         long,
@@ -42,6 +45,18 @@ pub struct Cli {
     /// Users started per second: Locust's name for Goose's --increase-rate
     #[arg(long, value_name = "RATE", help_heading = "Load test")]
     pub hatch_rate: Option<String>,
+    /// A built-in load profile: baseline, normal, peak, stress, soak (users, rate, run time
+    /// and the objectives the run is judged against; explicit flags override it)
+    #[arg(
+        long,
+        value_name = "NAME",
+        help_heading = "Load test",
+        conflicts_with = "profile_file"
+    )]
+    pub profile: Option<String>,
+    /// A load profile file (TOML, as in scenarios/)
+    #[arg(long, value_name = "PATH", help_heading = "Load test")]
+    pub profile_file: Option<PathBuf>,
     /// Goose's own options.
     #[command(flatten)]
     pub goose: GooseConfiguration,
@@ -54,6 +69,39 @@ pub enum Command {
     Setup,
     /// Run the benchmark suite (single-user Goose scenarios) and measure recall.
     Bench(BenchArgs),
+    /// Run the Prometheus exporter alone (server-side metrics of the database and its
+    /// replicas) until Ctrl-C, e.g. beside a production cluster.
+    Metrics,
+}
+
+/// The Prometheus exporter: a sidecar of the load test and `bench`, or the `metrics` command.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Port of the exporter's /metrics [default: 9090; a busy default port only skips the
+    /// sidecar, a port given here must be free]
+    #[arg(
+        long,
+        env = "METRICS_PORT",
+        global = true,
+        value_name = "PORT",
+        help_heading = "Prometheus exporter"
+    )]
+    pub metrics_port: Option<u16>,
+    /// Address the exporter listens on.
+    #[arg(
+        long,
+        global = true,
+        value_name = "IP",
+        default_value = "127.0.0.1",
+        help_heading = "Prometheus exporter"
+    )]
+    pub metrics_host: std::net::IpAddr,
+    /// How often server-side metrics (connections, sizes, replication, cache) are polled.
+    #[arg(long, global = true, default_value = "15s", value_parser = humantime::parse_duration, value_name = "DURATION", help_heading = "Prometheus exporter")]
+    pub poll_interval: std::time::Duration,
+    /// Do not start the exporter beside the load test or `bench`.
+    #[arg(long, global = true, help_heading = "Prometheus exporter")]
+    pub no_metrics_exporter: bool,
 }
 
 /// The benchmark suite's counts.

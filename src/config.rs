@@ -29,6 +29,8 @@ pub enum Mode {
     Setup,
     /// The benchmark suite.
     Bench(BenchSettings),
+    /// The Prometheus exporter alone, until Ctrl-C.
+    Metrics,
 }
 
 /// Which benchmarks run, and how many iterations each.
@@ -159,6 +161,10 @@ pub struct Config {
     pub report_dir: PathBuf,
     /// Goose's configuration, with a credential-free host and our report files.
     pub goose: GooseConfiguration,
+    /// The load profile whose objectives judge the run.
+    pub profile: Option<crate::profile::Profile>,
+    /// The Prometheus exporter.
+    pub metrics: crate::metrics::Settings,
 }
 
 impl Config {
@@ -294,6 +300,22 @@ impl Config {
             }
             goose.increase_rate = Some(rate);
         }
+        let profile = match (&cli.profile, &cli.profile_file) {
+            (Some(name), _) => Some(crate::profile::built_in(name)),
+            (None, Some(path)) => Some(crate::profile::from_file(path)),
+            (None, None) => None,
+        }
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+        if let Some(p) = &profile {
+            // Flags given explicitly win over the profile.
+            goose.users = goose.users.or(p.users);
+            goose.increase_rate = goose
+                .increase_rate
+                .take()
+                .or(p.hatch_rate.map(|r| r.to_string()));
+            goose.run_time = goose.run_time.take().or(p.run_time.clone());
+        }
         check_goose_numbers(&goose)?;
         ensure_writable(&cli.report_dir)?;
         if goose.report_file.is_empty() {
@@ -305,6 +327,11 @@ impl Config {
         // Our CSVs and summary count every operation from the first; Goose's reports must
         // count the same ones, so its reset after ramp-up is off.
         goose.no_reset_metrics = true;
+        // With --dashboard Goose keeps a run folder (for the UI's "save report"): keep it with
+        // the other reports rather than in the working directory.
+        if goose.dashboard && goose.output_dir.is_none() {
+            goose.output_dir = Some(path_str(&cli.report_dir.join("goose-run")));
+        }
         // The telnet controller binds a fixed port: two runs on one machine would collide.
         goose.no_telnet = true;
         goose.host = Some(match &database {
@@ -316,7 +343,9 @@ impl Config {
             None => Mode::Load,
             Some(Command::Setup) => Mode::Setup,
             Some(Command::Bench(args)) => Mode::Bench(bench_settings(args)?),
+            Some(Command::Metrics) => Mode::Metrics,
         };
+        let metrics = metrics_settings(&cli.metrics, &mode)?;
         Ok(Config {
             mode,
             database,
@@ -362,8 +391,30 @@ impl Config {
             },
             report_dir: cli.report_dir,
             goose,
+            profile,
+            metrics,
         })
     }
+}
+
+/// The exporter's address and poll interval; the sidecar runs for the load test and `bench`.
+fn metrics_settings(
+    args: &crate::cli::MetricsArgs,
+    mode: &Mode,
+) -> Result<crate::metrics::Settings, ConfigError> {
+    if *mode == Mode::Metrics && args.no_metrics_exporter {
+        return Err(bad("--no-metrics-exporter contradicts the metrics command"));
+    }
+    if args.poll_interval < Duration::from_millis(100) {
+        return Err(bad("--poll-interval must be at least 100ms"));
+    }
+    let port = args.metrics_port.unwrap_or(crate::metrics::DEFAULT_PORT);
+    Ok(crate::metrics::Settings {
+        sidecar: !args.no_metrics_exporter && matches!(mode, Mode::Load | Mode::Bench(_)),
+        addr: std::net::SocketAddr::new(args.metrics_host, port),
+        port_given: args.metrics_port.is_some(),
+        poll_interval: args.poll_interval,
+    })
 }
 
 /// Goose checks these too, but only once the load test starts: after seeding. Checking here

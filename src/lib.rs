@@ -12,8 +12,12 @@
 //! - [`workload`]: the dataset ([`workload::dataset`]), the five operations
 //!   ([`workload::ops`]) and failure classes ([`workload::failure`]).
 //! - [`load`]: the Goose scenarios ([`load::users`]) and our µs statistics ([`load::stats`]).
-//! - [`report`]: Locust-compatible CSVs and the JSON summary.
+//! - [`profile`]: load profiles (scenarios/*.toml) and their objectives.
+//! - [`report`]: Locust-compatible CSVs, the JSON summary and the objectives' verdicts.
 //! - [`bench`]: the benchmark suite (single-user Goose scenarios, recall@k, ef_search sweeps).
+//! - [`metrics`]: the Prometheus exporter (sidecar or `metrics` command): client-side series
+//!   ([`metrics::client`]), recall sampled under load ([`metrics::recall`]), server-side
+//!   polling ([`metrics::server`]).
 //!
 //! # Exit codes
 //! See [`Exit`].
@@ -25,6 +29,8 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod load;
+pub mod metrics;
+pub mod profile;
 pub mod report;
 pub mod workload;
 

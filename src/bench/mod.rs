@@ -17,15 +17,18 @@ use goose::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BenchSettings, Config};
-use crate::db::pool::{self, Pool, Session};
+use crate::db::pool::{self, Session};
 use crate::db::target::{describe_pg_error, Target};
 use crate::db::Endpoints;
 use crate::load::stats::StatsHub;
 use crate::load::users::{self, Request, Shared};
 use crate::workload::dataset::Dataset;
-use crate::workload::ops::Op;
+use crate::workload::ops::{Hit, Op};
 use crate::Exit;
 use report::{BenchReport, BenchResult, Settings};
+
+/// `application_name` of the ground-truth connections.
+const TRUTH_APP: &str = "pgvector-loadtest-truth";
 
 /// Why the suite could not run.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +59,9 @@ struct Spec {
 /// What every Goose user of one benchmark shares.
 struct BenchShared {
     shared: Shared,
-    truth: Option<Pool>,
-    recalls: Mutex<Vec<f64>>,
+    // Searches to judge once the measured run is over, so the ground-truth queries never
+    // slow the measured loop (and its wall-clock throughput).
+    searched: Mutex<Vec<(Request, Vec<Hit>)>>,
 }
 
 /// Runs the suite, prints the tables and writes `benchmark_results.json` (and the sweep plot).
@@ -214,15 +218,6 @@ async fn measure(
     )
     .await
     .map_err(db)?;
-    let truth = if spec.op.is_search() {
-        Some(
-            pool::build(primary, &session, spec.users as u32, config.pool_timeout)
-                .await
-                .map_err(db)?,
-        )
-    } else {
-        None
-    };
     let mut workload = config.workload.clone();
     workload.bulk_batch = settings.bulk_rows;
     let make = |hub: Arc<StatsHub>| {
@@ -235,9 +230,9 @@ async fn measure(
                 workload: workload.clone(),
                 insert_seq: AtomicU64::new(0),
                 pin_namespace: false,
+                metrics: None,
             },
-            truth: truth.clone(),
-            recalls: Mutex::new(Vec::new()),
+            searched: Mutex::new(Vec::new()),
         })
     };
 
@@ -260,11 +255,15 @@ async fn measure(
         None => None,
     };
     outcome?;
-    let recalls = shared.recalls.lock().map(|r| r.clone()).unwrap_or_default();
     let k = match spec.op {
         Op::SingleShardSearch => Some(workload.k),
         Op::CrossShardSearch => Some(workload.cross_k),
         _ => None,
+    };
+    let searched = std::mem::take(&mut *shared.searched.lock().unwrap_or_else(|p| p.into_inner()));
+    let recalls = match k {
+        Some(k) => judge(primary, &session, searched, k).await?,
+        None => Vec::new(),
     };
     Ok(BenchResult::new(
         spec.name,
@@ -312,46 +311,79 @@ async fn goose_run(b: &Arc<BenchShared>, spec: &Spec, iterations: usize) -> Resu
     Ok(())
 }
 
-/// The timed operation, then (off the clock) its recall.
+/// The timed operation; a search is kept to be judged after the run.
 async fn bench_transaction(user: &mut GooseUser, b: &BenchShared, op: Op) -> TransactionResult {
     let (request, hits) = users::perform(user, &b.shared, op).await?;
-    let Some(truth_pool) = &b.truth else {
-        return Ok(());
-    };
-    let (scope, query, k) = match &request {
-        Request::Single { namespace, query } => {
-            (recall::Query::Single(namespace), query, b.shared.workload.k)
+    if op.is_search() {
+        if let Ok(mut searched) = b.searched.lock() {
+            searched.push((request, hits));
         }
-        Request::Cross { namespaces, query } => (
-            recall::Query::Cross(namespaces),
-            query,
-            b.shared.workload.cross_k,
-        ),
-        _ => return Ok(()),
-    };
-    let failed = |e: String| Box::new(TransactionError::Custom(format!("ground truth: {e}")));
-    let mut conn = truth_pool
-        .get()
-        .await
-        .map_err(|e| failed(format!("{e:?}")))?;
-    let truth = recall::exact_top_k(&mut conn.client, scope, query, k as i64)
-        .await
-        .map_err(|e| failed(describe_pg_error(&e)))?;
-    let value = recall::recall(&hits, &truth, k as usize);
-    if let Ok(mut recalls) = b.recalls.lock() {
-        recalls.push(value);
     }
     Ok(())
 }
 
-/// Samples the server's client connections every 20 ms until `stop`; returns the peak.
+/// Recall@k of every kept search, against the exact answer of the same query on the same
+/// session settings, a few at a time on connections of their own.
+async fn judge(
+    primary: &Target,
+    session: &Session,
+    searched: Vec<(Request, Vec<Hit>)>,
+    k: u32,
+) -> Result<Vec<f64>, BenchError> {
+    use futures::StreamExt;
+    let pool = pool::build(
+        &primary.with_application_name(TRUTH_APP),
+        session,
+        4,
+        Duration::from_secs(60),
+    )
+    .await
+    .map_err(|e| BenchError::Db(e.to_string()))?;
+    let results: Vec<Result<f64, BenchError>> = futures::stream::iter(searched)
+        .map(|(request, hits)| {
+            let pool = pool.clone();
+            async move {
+                let (scope, query) = match &request {
+                    Request::Single { namespace, query } => {
+                        (recall::Query::Single(namespace), query)
+                    }
+                    Request::Cross { namespaces, query } => {
+                        (recall::Query::Cross(namespaces), query)
+                    }
+                    _ => return Ok(1.0),
+                };
+                let mut conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| BenchError::Db(format!("ground truth: {e:?}")))?;
+                let truth = recall::exact_top_k(&mut conn.client, scope, query, k as i64)
+                    .await
+                    .map_err(|e| {
+                        BenchError::Db(format!("ground truth: {}", describe_pg_error(&e)))
+                    })?;
+                Ok(recall::recall(&hits, &truth, k as usize))
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Samples the server's connections of the measured pool every 20 ms until `stop`; returns the
+/// peak. The ground-truth pool and this sampler use other application names and are not counted.
 async fn peak_connections(target: Target, stop: CancellationToken) -> Option<i64> {
-    let client = target.connect().await.ok()?;
+    let client = target
+        .with_application_name("pgvector-loadtest-monitor")
+        .connect()
+        .await
+        .ok()?;
     let mut peak = 0i64;
     loop {
         if let Ok(row) = client
             .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE backend_type = 'client backend' AND application_name = 'pgvector-loadtest'",
                 &[],
             )
             .await

@@ -94,6 +94,14 @@ pub enum EmbeddedError {
         /// Server log file.
         log: PathBuf,
     },
+    /// Another server (another run of this harness) is using the data directory.
+    #[error("the embedded data directory {data} is in use by a running PostgreSQL (pid {pid}), probably another pgvector-loadtest run: wait for it, or set PGVECTOR_LOADTEST_HOME to use another directory")]
+    InUse {
+        /// The data directory.
+        data: PathBuf,
+        /// The running postmaster.
+        pid: i32,
+    },
     /// The requested port is taken by another process.
     #[error("port {0} on 127.0.0.1 is already in use: choose another port or stop what is listening there")]
     PortInUse(u16),
@@ -495,26 +503,24 @@ fn pick_port(port: Option<u16>) -> Result<u16, EmbeddedError> {
     }
 }
 
-/// Removes a `postmaster.pid` whose pid now belongs to something else.
+/// Removes a `postmaster.pid` whose pid now belongs to something else, and returns the pid
+/// of a postgres that still runs on this data directory.
 ///
 /// PostgreSQL itself ignores a lock file whose pid is dead, but after a
 /// SIGKILL the pid may be reused, and it would then refuse to start.
-fn clear_stale_pid_file(data: &Path) {
+fn clear_stale_pid_file(data: &Path) -> Option<i32> {
     let pid_file = data.join("postmaster.pid");
-    let Ok(text) = fs::read_to_string(&pid_file) else {
-        return;
-    };
-    let Some(pid) = text
+    let text = fs::read_to_string(&pid_file).ok()?;
+    let pid = text
         .lines()
         .next()
-        .and_then(|l| l.trim().parse::<i32>().ok())
-    else {
-        return;
-    };
+        .and_then(|l| l.trim().parse::<i32>().ok())?;
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    if !String::from_utf8_lossy(&cmdline).contains("postgres") {
-        let _ = fs::remove_file(&pid_file);
+    if String::from_utf8_lossy(&cmdline).contains("postgres") {
+        return Some(pid);
     }
+    let _ = fs::remove_file(&pid_file);
+    None
 }
 
 /// A running PostgreSQL child process; stopped on [`stop`](Self::stop) or drop.
@@ -563,10 +569,12 @@ impl EmbeddedServer {
                 .join("logs")
                 .join(format!("{}.log", options.name)),
         )?;
+        // Checked before a wipe too: never delete a live server's files.
+        if let Some(pid) = clear_stale_pid_file(&data) {
+            return Err(EmbeddedError::InUse { data, pid });
+        }
         if options.wipe || !data.join("PG_VERSION").is_file() {
             initdb(&bin, &data, user, &options, &log).await?;
-        } else {
-            clear_stale_pid_file(&data);
         }
         Self::launch(options, bin, data, user, log).await
     }

@@ -96,6 +96,14 @@ impl Target {
         }
     }
 
+    /// The same endpoint under another `application_name`, so the harness's side connections
+    /// (ground truth, monitoring) can be told apart from the measured ones on the server.
+    pub fn with_application_name(&self, name: &str) -> Target {
+        let mut t = self.clone();
+        t.config.application_name(name);
+        t
+    }
+
     /// The tokio-postgres config, password included: for connecting only.
     pub fn config(&self) -> &Config {
         &self.config

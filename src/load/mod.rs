@@ -2,6 +2,7 @@
 
 pub mod stats;
 pub mod users;
+pub mod watch;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct LoadResult {
     pub thresholds_failed: Option<String>,
     /// Goose was stopped by the killswitch (a signal).
     pub interrupted: bool,
+    /// Cache hit ratio, replication lag and pool usage over the run.
+    pub server: crate::report::verdict::ServerFigures,
 }
 
 /// Why the load test could not run.
@@ -80,6 +83,7 @@ pub async fn run(
     config: &Config,
     endpoints: &Endpoints,
     dataset: Arc<Dataset>,
+    metrics: Option<Arc<crate::metrics::ClientMetrics>>,
 ) -> Result<LoadResult, LoadError> {
     let writer = open_pool(config, &endpoints.primary).await?;
     let use_replicas = match config.read_from {
@@ -96,6 +100,8 @@ pub async fn run(
         vec![writer.clone()]
     };
     let hub = StatsHub::new(16);
+    let metrics =
+        metrics.map(|m| m.for_load(config, endpoints, use_replicas, &dataset, &writer, &readers));
     let shared = Arc::new(Shared {
         dataset,
         writer,
@@ -104,6 +110,7 @@ pub async fn run(
         workload: config.workload.clone(),
         insert_seq: AtomicU64::new(0),
         pin_namespace: true,
+        metrics,
     });
 
     let goose_err = |e: GooseError| LoadError::Goose(e.to_string());
@@ -122,11 +129,20 @@ pub async fn run(
         Duration::from_secs(1),
         stop_sampler.clone(),
     ));
+    let mut pools = vec![shared.writer.clone()];
+    pools.extend(shared.readers.iter().cloned());
+    let watcher = tokio::spawn(watch::watch(
+        endpoints.primary.clone(),
+        pools,
+        config.pool_size,
+        stop_sampler.clone(),
+    ));
     let started = Instant::now();
     let outcome = attack.execute().await;
     let elapsed = started.elapsed();
     stop_sampler.cancel();
     let history = sampler.await.unwrap_or_default();
+    let server = watcher.await.unwrap_or_default();
     let interrupted = goose::is_killswitch_triggered();
 
     let (max_users, thresholds_failed) = match outcome {
@@ -148,5 +164,6 @@ pub async fn run(
         max_users,
         thresholds_failed,
         interrupted,
+        server,
     })
 }

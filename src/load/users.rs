@@ -42,6 +42,8 @@ pub struct Shared {
     /// Each user stays in its namespace (the load test); else every operation picks one at
     /// random (the benchmarks, whose single user must cover all namespaces).
     pub pin_namespace: bool,
+    /// The Prometheus exporter's client-side series, when the sidecar runs.
+    pub metrics: Option<Arc<crate::metrics::client::LoadMetrics>>,
 }
 
 /// Per-user state, set in on_start. Goose needs it `Clone + Send + Sync`.
@@ -271,6 +273,9 @@ pub(crate) async fn perform(
         }
     }
     shared.hub.record(index, op, &outcome);
+    if let Some(metrics) = &shared.metrics {
+        metrics.observe(&request, reader, op, &outcome, &hits);
+    }
     let failure = outcome.result.as_ref().err().map(Failure::label);
     // A failed checkout never reached the server: Goose sees the time it waited.
     let reported = if outcome.latency.is_zero() {

@@ -3,6 +3,7 @@
 
 pub mod locust;
 pub mod summary;
+pub mod verdict;
 
 use std::io::{BufWriter, Write};
 use std::path::Path;

@@ -139,6 +139,15 @@ pub struct Summary {
     pub max_users: usize,
     /// Whether the run was stopped by a signal before its planned end.
     pub interrupted: bool,
+    /// The profile the run was judged against, if any.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Server-side figures of the run.
+    #[serde(default)]
+    pub server: crate::report::verdict::ServerFigures,
+    /// Each objective: measured, target, critical, PASS/WARN/FAIL.
+    #[serde(default)]
+    pub objectives: Vec<crate::report::verdict::Verdict>,
     /// Per operation.
     pub operations: Vec<OpSummary>,
     /// All operations together.
@@ -185,6 +194,9 @@ impl Summary {
             index: info.index.clone(),
             max_users: info.max_users,
             interrupted: info.interrupted,
+            profile: None,
+            server: Default::default(),
+            objectives: Vec::new(),
             operations,
             aggregated: OpSummary::of("Aggregated", &snapshot.aggregated(), info.elapsed, false),
         }

@@ -6,8 +6,11 @@
 
 mod bench;
 mod cli;
+mod dashboard;
 mod load;
+mod metrics;
 mod ops;
+mod profile;
 mod schema;
 mod secrets;
 mod seed;
