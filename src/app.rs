@@ -292,6 +292,7 @@ fn write_reports(
     })?;
     let mut summary = Summary::new(info, snapshot);
     summary.server = result.server.clone();
+    summary.overhead = Some(result.overhead.clone());
     if let Some(profile) = profile {
         summary.profile = Some(profile.source.clone());
         summary.objectives =

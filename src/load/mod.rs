@@ -1,5 +1,6 @@
 //! The Goose load test: pools, users, the history sampler, and the run itself.
 
+pub mod overhead;
 pub mod stats;
 pub mod users;
 pub mod watch;
@@ -37,6 +38,8 @@ pub struct LoadResult {
     pub interrupted: bool,
     /// Cache hit ratio, replication lag and pool usage over the run.
     pub server: crate::report::verdict::ServerFigures,
+    /// The harness's own CPU use and, when throttled, schedule lag.
+    pub overhead: overhead::Overhead,
 }
 
 /// Why the load test could not run.
@@ -138,7 +141,9 @@ pub async fn run(
         stop_sampler.clone(),
     ));
     let started = Instant::now();
+    let cpu_before = overhead::self_cpu();
     let outcome = attack.execute().await;
+    let cpu = overhead::self_cpu().saturating_sub(cpu_before);
     let elapsed = started.elapsed();
     stop_sampler.cancel();
     let history = sampler.await.unwrap_or_default();
@@ -157,13 +162,22 @@ pub async fn run(
         }
         Err(e) => return Err(goose_err(e)),
     };
+    let snapshot = hub.snapshot();
+    let overhead = overhead::Overhead::measure(
+        cpu,
+        elapsed,
+        snapshot.aggregated().count(),
+        config.goose.throttle_requests,
+        &history,
+    );
     Ok(LoadResult {
-        snapshot: hub.snapshot(),
+        snapshot,
         history,
         elapsed,
         max_users,
         thresholds_failed,
         interrupted,
         server,
+        overhead,
     })
 }

@@ -148,6 +148,9 @@ pub struct Summary {
     /// Each objective: measured, target, critical, PASS/WARN/FAIL.
     #[serde(default)]
     pub objectives: Vec<crate::report::verdict::Verdict>,
+    /// The harness's own CPU use and, for throttled runs, schedule lag.
+    #[serde(default)]
+    pub overhead: Option<crate::load::overhead::Overhead>,
     /// Per operation.
     pub operations: Vec<OpSummary>,
     /// All operations together.
@@ -197,6 +200,7 @@ impl Summary {
             profile: None,
             server: Default::default(),
             objectives: Vec::new(),
+            overhead: None,
             operations,
             aggregated: OpSummary::of("Aggregated", &snapshot.aggregated(), info.elapsed, false),
         }
@@ -271,6 +275,9 @@ impl Summary {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             writeln!(w, "failures by class: {}", classes.join(", "))?;
+        }
+        if let Some(overhead) = &self.overhead {
+            writeln!(w, "{}", overhead.line())?;
         }
         Ok(())
     }

@@ -5,8 +5,10 @@
 //! Run with `cargo test --release --test it`.
 
 mod bench;
+mod child;
 mod cli;
 mod dashboard;
+mod faults;
 mod load;
 mod metrics;
 mod ops;

@@ -156,11 +156,13 @@ async fn poller_reads_partitions_replication_and_drops_what_it_cannot_see() {
             && state.replication[0].1 == 0.0
             && state.replication[0].2 == Some(0.0);
         let counted = state.tables.iter().any(|t| t.1 == "docs" && t.3 == 4000.0);
-        if caught_up && counted {
-            assert_eq!(snapshot.replicas, vec![(replica_label.clone(), true)]);
-            // The first poll has no interval yet; later ones have a ratio in [0, 1].
-            let ratio = snapshot.cache_hit_ratio.expect("ratio after two polls");
+        // Backends flush their block counts at most once a second, so two quick polls may
+        // see no reads at all in between: then there is no ratio, rather than a stale one.
+        if let Some(ratio) = snapshot.cache_hit_ratio {
             assert!((0.0..=1.0).contains(&ratio), "{ratio}");
+        }
+        if caught_up && counted && snapshot.cache_hit_ratio.is_some() {
+            assert_eq!(snapshot.replicas, vec![(replica_label.clone(), true)]);
             break state;
         }
         assert!(

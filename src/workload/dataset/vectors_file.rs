@@ -1,6 +1,6 @@
 //! Loaders for real embedding files: `.npy` (2-D float32/float64 matrix) and
 //! `.fvecs` (records of int32 dim + dim float32, little-endian). Private to
-//! `dataset`, which declares this file with `#[path]`.
+//! `dataset`.
 
 use std::path::Path;
 

@@ -1,0 +1,262 @@
+//! Our side of `calibrate`: Goose users with no think time, each transaction checking a
+//! connection out of a bb8 pool, running the calibration statement (prepared once per
+//! connection, as pgbench `-M prepared` does), and recording it in a [`StatsHub`] and in Goose,
+//! exactly as the load test's users do.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goose::client::GooseClientBuilder;
+use goose::config::GooseConfiguration;
+use goose::prelude::*;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
+
+use super::{CalibrateError, Params, SideResult};
+use crate::db::target::{ConnectError, Target};
+use crate::load::overhead::self_cpu;
+use crate::load::stats::{Outcome, StatsHub};
+use crate::load::users::METHOD;
+use crate::workload::failure::Failure;
+use crate::workload::ops::Op;
+
+/// A pooled connection with the calibration statement prepared on it.
+pub struct Conn {
+    client: Client,
+    statement: Statement,
+}
+
+/// Opens connections for bb8: connect, session settings, prepare.
+pub struct Manager {
+    target: Target,
+    session_sql: String,
+    sql: String,
+}
+
+impl bb8::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = ConnectError;
+
+    async fn connect(&self) -> Result<Conn, ConnectError> {
+        let client = self.target.connect().await?;
+        client.batch_execute(&self.session_sql).await?;
+        let statement = client.prepare(&self.sql).await?;
+        Ok(Conn { client, statement })
+    }
+
+    async fn is_valid(&self, conn: &mut Conn) -> Result<(), ConnectError> {
+        conn.client.simple_query("").await?;
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+/// The pool every user shares.
+pub type Pool = bb8::Pool<Manager>;
+
+/// Builds a pool of `size` connections and opens them all now, so neither side pays for
+/// connecting inside its measured run (pgbench connects before its clock starts too).
+pub async fn pool(
+    target: &Target,
+    session_sql: &str,
+    sql: &str,
+    size: u32,
+) -> Result<Pool, CalibrateError> {
+    let manager = Manager {
+        target: target.clone(),
+        session_sql: session_sql.to_string(),
+        sql: sql.to_string(),
+    };
+    let pool = bb8::Pool::builder()
+        .max_size(size.max(1))
+        .min_idle(Some(size.max(1)))
+        .connection_timeout(Duration::from_secs(30))
+        .test_on_check_out(false)
+        .retry_connection(false)
+        .build(manager)
+        .await
+        .map_err(|e| CalibrateError::Db(e.to_string()))?;
+    Ok(pool)
+}
+
+struct Shared {
+    pool: Pool,
+    hub: Arc<StatsHub>,
+    op: Op,
+    params: Params,
+    seed: u64,
+}
+
+#[derive(Clone)]
+struct UserRng(SmallRng);
+
+/// Runs `clients` Goose users for `duration` (all started at once, no think time) and returns
+/// what they measured; `cpu` is this whole process's CPU time over the Goose run.
+pub async fn measure(
+    pool: &Pool,
+    op: Op,
+    params: Params,
+    clients: usize,
+    duration: Duration,
+    seed: u64,
+) -> Result<SideResult, CalibrateError> {
+    let hub = StatsHub::new(clients);
+    let shared = Arc::new(Shared {
+        pool: pool.clone(),
+        hub: hub.clone(),
+        op,
+        params,
+        seed,
+    });
+    let cpu_before = self_cpu();
+    goose_run(&shared, clients, duration).await?;
+    let cpu = self_cpu().saturating_sub(cpu_before);
+    let snapshot = hub.snapshot();
+    let stats = snapshot.op(op);
+    Ok(SideResult {
+        ok: stats.ok,
+        failed: stats.failed,
+        latency: stats.latency.clone(),
+        span: hub.active_span(),
+        cpu,
+        reported_tps: None,
+    })
+}
+
+async fn goose_run(
+    shared: &Arc<Shared>,
+    clients: usize,
+    duration: Duration,
+) -> Result<(), CalibrateError> {
+    let mut config = GooseConfiguration::default();
+    config.host = Some("pg://calibrate".into());
+    config.users = Some(clients);
+    config.increase_rate = Some(clients.max(1).to_string());
+    config.run_time = Some(duration.as_secs().max(1).to_string());
+    config.no_print_metrics = true;
+    config.no_error_summary = true;
+    config.no_telnet = true;
+    config.quiet = 1;
+    let goose = |e: GooseError| CalibrateError::Goose(e.to_string());
+    let s = shared.clone();
+    let function: TransactionFunction = Arc::new(move |user| {
+        let s = s.clone();
+        Box::pin(async move { transaction(user, &s).await })
+    });
+    let scenario = Scenario::new("Calibrate")
+        .register_transaction(Transaction::new(function).set_name(shared.op.name()));
+    GooseAttack::initialize_with_config(config)
+        .map_err(goose)?
+        .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())
+        .map_err(goose)?
+        .register_scenario(scenario)
+        .execute()
+        .await
+        .map_err(goose)?;
+    Ok(())
+}
+
+/// One timed execution, recorded as the load test records its operations.
+async fn transaction(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    if user.get_session_data::<UserRng>().is_none() {
+        let seed = shared.seed ^ (user.weighted_users_index as u64 + 1).wrapping_mul(0x9E37_79B9);
+        user.set_session_data(UserRng(SmallRng::seed_from_u64(seed)));
+    }
+    let rng = &mut user.get_session_data_unchecked_mut::<UserRng>().0;
+    let values = shared.params.draw(rng);
+    let index = user.weighted_users_index;
+    let mut outcome = Outcome {
+        pool_wait: Duration::ZERO,
+        latency: Duration::ZERO,
+        result: Ok(0),
+        short: false,
+    };
+    let waited = Instant::now();
+    match checkout(&shared.pool).await {
+        Err(failure) => {
+            outcome.pool_wait = waited.elapsed();
+            outcome.result = Err(failure);
+        }
+        Ok((conn, wait)) => {
+            outcome.pool_wait = wait;
+            let started = Instant::now();
+            let result = match &values {
+                Drawn::Texts([a, b]) => {
+                    let params: [&(dyn ToSql + Sync); 2] = [a, b];
+                    conn.client.query(&conn.statement, &params).await
+                }
+                Drawn::Ints([a, b, c]) => {
+                    let params: [&(dyn ToSql + Sync); 3] = [a, b, c];
+                    conn.client.query(&conn.statement, &params).await
+                }
+            };
+            outcome.latency = started.elapsed();
+            outcome.result = result
+                .map(|rows| rows.len() as u64)
+                .map_err(|e| Failure::from_pg(&e));
+        }
+    }
+    shared.hub.record(index, shared.op, &outcome);
+    let failure = outcome.result.as_ref().err().map(Failure::label);
+    let reported = if outcome.latency.is_zero() {
+        outcome.pool_wait
+    } else {
+        outcome.latency
+    };
+    user.record_custom_request_duration(
+        METHOD,
+        shared.op.name(),
+        reported,
+        failure.is_none(),
+        None,
+        failure.as_deref(),
+    )
+    .await?;
+    match failure {
+        None => Ok(()),
+        Some(label) => Err(Box::new(TransactionError::Custom(label))),
+    }
+}
+
+/// Parameter values for one execution, in the types the prepared statement expects.
+pub enum Drawn {
+    /// Text parameters (pgbench sends `:var` as text; `$1::text` is text on both sides).
+    Texts([String; 2]),
+    /// int4 parameters (`id = $1`).
+    Ints([i32; 3]),
+}
+
+impl Params {
+    /// Draws one execution's parameters, uniformly as pgbench's `random(lo, hi)` does.
+    pub fn draw<R: Rng>(&self, rng: &mut R) -> Drawn {
+        match *self {
+            Params::Retrieve { namespaces, rows } => Drawn::Texts([
+                rng.random_range(0..namespaces).to_string(),
+                rng.random_range(0..rows).to_string(),
+            ]),
+            Params::Search { queries } => {
+                let q = rng.random_range(1..=queries) as i32;
+                Drawn::Ints([q, q, q])
+            }
+        }
+    }
+}
+
+/// Checks a connection out, with the time spent waiting (as [`crate::db::pool::checkout`]).
+async fn checkout(pool: &Pool) -> Result<(bb8::PooledConnection<'_, Manager>, Duration), Failure> {
+    let started = Instant::now();
+    match pool.get().await {
+        Ok(conn) => Ok((conn, started.elapsed())),
+        Err(bb8::RunError::TimedOut) => Err(Failure::PoolTimeout),
+        Err(bb8::RunError::User(ConnectError::Postgres(e))) => Err(match Failure::from_pg(&e) {
+            Failure::Client => Failure::ConnectionLost,
+            other => other,
+        }),
+        Err(bb8::RunError::User(ConnectError::Target(_))) => Err(Failure::Client),
+    }
+}
