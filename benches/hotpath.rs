@@ -1,2 +1,133 @@
-//! placeholder
-fn main() {}
+//! Micro-benchmarks of the per-operation hot path (`cargo bench --bench hotpath`): what the
+//! harness spends on one operation besides the query itself. Criterion prints ns per
+//! operation for each:
+//! - `query_vector`: drawing a 384-dim query vector from the dataset's distribution;
+//! - `vector_to_sql`: encoding it as the binary `vector` parameter (what tokio-postgres does);
+//! - `stats_hub_record`: our µs HDR histograms ([`StatsHub::record`]);
+//! - `goose_record_custom`: `GooseUser::record_custom_request_duration`, the request metric
+//!   built and sent to Goose's aggregator (drained by a thread here, as Goose's parent would);
+//! - `prometheus_observe` / `prometheus_with_labels_observe`: a histogram observation through
+//!   a resolved handle (what the exporter's users do) and through a label lookup.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use goose::config::GooseConfiguration;
+use goose::goose::GooseUser;
+use pgvector::Vector;
+use pgvector_loadtest::load::stats::{Outcome, StatsHub};
+use pgvector_loadtest::workload::dataset::{Dataset, DatasetSpec};
+use pgvector_loadtest::workload::ops::Op;
+use prometheus::{Histogram, HistogramOpts, HistogramVec};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio_postgres::types::{ToSql, Type};
+
+fn dataset() -> Dataset {
+    Dataset::synthetic(DatasetSpec::default()).expect("default dataset")
+}
+
+fn vectors(c: &mut Criterion) {
+    let ds = dataset();
+    let mut rng = SmallRng::seed_from_u64(1);
+    c.bench_function("query_vector_384", |b| {
+        b.iter(|| Vector::from(ds.query_vector(black_box(3), &mut rng)))
+    });
+    let v = Vector::from(ds.query_vector(3, &mut rng));
+    let mut buf = BytesMut::with_capacity(4096);
+    c.bench_function("vector_to_sql_384", |b| {
+        b.iter(|| {
+            buf.clear();
+            black_box(&v).to_sql(&Type::BYTEA, &mut buf).unwrap();
+            black_box(buf.len())
+        })
+    });
+}
+
+fn stats(c: &mut Criterion) {
+    let hub = StatsHub::new(16);
+    let outcome = Outcome {
+        pool_wait: Duration::from_micros(3),
+        latency: Duration::from_micros(180),
+        result: Ok(10),
+        short: false,
+    };
+    let mut user = 0usize;
+    c.bench_function("stats_hub_record", |b| {
+        b.iter(|| {
+            user = user.wrapping_add(1);
+            hub.record(user % 64, Op::SingleShardSearch, black_box(&outcome))
+        })
+    });
+}
+
+fn goose_record(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = GooseConfiguration::default();
+    let mut user = GooseUser::single(url::Url::parse("http://127.0.0.1/").unwrap(), &config)
+        .expect("a Goose user");
+    let (tx, rx) = flume::unbounded();
+    user.metrics_channel = Some(tx);
+    // Goose's parent drains the channel during a run; a thread does it here.
+    let drain = std::thread::spawn(move || rx.iter().count());
+    c.bench_function("goose_record_custom", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    user.record_custom_request_duration(
+                        "SQL",
+                        "vector_search_single_shard",
+                        black_box(Duration::from_micros(180)),
+                        true,
+                        None,
+                        None,
+                    )
+                    .await
+                    .expect("recorded");
+                }
+                started.elapsed()
+            })
+        })
+    });
+    user.metrics_channel = None;
+    drop(user);
+    let _ = drain.join();
+}
+
+fn prometheus_observe(c: &mut Criterion) {
+    let buckets = vec![
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    ];
+    let h = Histogram::with_opts(HistogramOpts::new("h", "h").buckets(buckets.clone())).unwrap();
+    c.bench_function("prometheus_observe", |b| {
+        b.iter(|| h.observe(black_box(0.00018)))
+    });
+    let vec = Arc::new(
+        HistogramVec::new(
+            HistogramOpts::new("v", "v").buckets(buckets),
+            &["namespace", "operation"],
+        )
+        .unwrap(),
+    );
+    c.bench_function("prometheus_with_labels_observe", |b| {
+        b.iter(|| {
+            vec.with_label_values(&[black_box("ns_003"), "vector_search_single_shard"])
+                .observe(0.00018)
+        })
+    });
+}
+
+criterion_group! {
+    name = hotpath;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = vectors, stats, goose_record, prometheus_observe
+}
+criterion_main!(hotpath);

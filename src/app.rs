@@ -110,15 +110,27 @@ async fn run_on(
     signals: &CancellationToken,
     sidecar: &crate::metrics::Sidecar,
 ) -> Result<Exit, AppError> {
+    if config.mode == Mode::Cleanup {
+        return match crate::cleanup::run(&endpoints.primary).await {
+            Ok(_) => Ok(Exit::Success),
+            Err(e @ crate::cleanup::CleanupError::Db(_)) => Err(AppError::Failed(e.to_string())),
+            Err(e) => Err(AppError::Usage(e.to_string())),
+        };
+    }
     let dataset = tokio::select! {
         d = prepare_data(config, &endpoints.primary) => d?,
         _ = signals.cancelled() => return Err(AppError::Interrupted),
     };
     if let Mode::Bench(settings) = &config.mode {
         sidecar.announce();
-        return crate::bench::run(config, settings, endpoints, dataset)
+        return crate::bench::run(config, settings, endpoints, dataset, sidecar.client())
             .await
             .map_err(|e| AppError::Usage(e.to_string()));
+    }
+    if let Mode::Calibrate(settings) = &config.mode {
+        return crate::calibrate::run(config, settings, &endpoints.primary, dataset)
+            .await
+            .map_err(|e| AppError::Failed(e.to_string()));
     }
     if config.mode == Mode::Setup {
         println!(

@@ -72,6 +72,12 @@ pub enum Command {
     /// Run the Prometheus exporter alone (server-side metrics of the database and its
     /// replicas) until Ctrl-C, e.g. beside a production cluster.
     Metrics,
+    /// Is the load generator the bottleneck? Runs the same SQL through pgbench and through
+    /// our Goose users at equal concurrency and compares throughput, latency and CPU.
+    Calibrate(CalibrateArgs),
+    /// Delete the rows load tests and benchmarks inserted (keys lt_*) from a memory_entries
+    /// this harness created; seeded and foreign rows stay.
+    Cleanup,
 }
 
 /// The Prometheus exporter: a sidecar of the load test and `bench`, or the `metrics` command.
@@ -138,6 +144,26 @@ pub struct BenchArgs {
         default_value = "single,cross,concurrent,bulk"
     )]
     pub only: Vec<String>,
+}
+
+/// `calibrate`: what to compare and for how long.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Operations to compare (comma-separated): single (single-namespace search), retrieve.
+    #[arg(long, value_delimiter = ',', default_value = "single,retrieve")]
+    pub op: Vec<String>,
+    /// Concurrent clients on each side (pgbench -c, Goose users).
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Measured time of each side (whole seconds, as pgbench -T).
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Unmeasured warm-up before each side.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub warmup: std::time::Duration,
+    /// Query vectors stored in pgvector_loadtest_queries for the search.
+    #[arg(long, default_value_t = 1000)]
+    pub queries: usize,
 }
 
 /// Where the database is.

@@ -31,6 +31,10 @@ pub enum Mode {
     Bench(BenchSettings),
     /// The Prometheus exporter alone, until Ctrl-C.
     Metrics,
+    /// pgbench against our Goose users on the same SQL.
+    Calibrate(crate::calibrate::Settings),
+    /// Delete the rows load tests inserted.
+    Cleanup,
 }
 
 /// Which benchmarks run, and how many iterations each.
@@ -317,6 +321,7 @@ impl Config {
             goose.run_time = goose.run_time.take().or(p.run_time.clone());
         }
         check_goose_numbers(&goose)?;
+        check_dashboard(&goose)?;
         ensure_writable(&cli.report_dir)?;
         if goose.report_file.is_empty() {
             goose.report_file = vec![
@@ -344,6 +349,11 @@ impl Config {
             Some(Command::Setup) => Mode::Setup,
             Some(Command::Bench(args)) => Mode::Bench(bench_settings(args)?),
             Some(Command::Metrics) => Mode::Metrics,
+            Some(Command::Cleanup) => Mode::Cleanup,
+            Some(Command::Calibrate(a)) => Mode::Calibrate(
+                crate::calibrate::settings(&a.op, a.clients, a.duration, a.warmup, a.queries)
+                    .map_err(bad)?,
+            ),
         };
         let metrics = metrics_settings(&cli.metrics, &mode)?;
         Ok(Config {
@@ -448,6 +458,40 @@ fn check_goose_numbers(goose: &GooseConfiguration) -> Result<(), ConfigError> {
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// Goose refuses a web UI that anyone could control, but only when the load test starts:
+/// after seeding. The same rules, checked before anything runs.
+fn check_dashboard(goose: &GooseConfiguration) -> Result<(), ConfigError> {
+    let token = goose
+        .dashboard_auth_token
+        .as_deref()
+        .is_some_and(|t| !t.trim().is_empty());
+    if !goose.dashboard || goose.dashboard_no_auth || token {
+        return Ok(());
+    }
+    if goose.dashboard_control {
+        return Err(bad(
+            "--dashboard-control needs --dashboard-auth-token (or, on a trusted network, --dashboard-no-auth)",
+        ));
+    }
+    let host = goose
+        .dashboard_host
+        .as_deref()
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .unwrap_or("127.0.0.1");
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err(bad(format!(
+            "--dashboard-host {host} is not a loopback address: give --dashboard-auth-token (or --dashboard-no-auth)"
+        )));
     }
     Ok(())
 }

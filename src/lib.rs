@@ -12,9 +12,12 @@
 //! - [`workload`]: the dataset ([`workload::dataset`]), the five operations
 //!   ([`workload::ops`]) and failure classes ([`workload::failure`]).
 //! - [`load`]: the Goose scenarios ([`load::users`]) and our µs statistics ([`load::stats`]).
+//! - [`cleanup`]: the `cleanup` command (deletes only the rows load tests inserted).
 //! - [`profile`]: load profiles (scenarios/*.toml) and their objectives.
 //! - [`report`]: Locust-compatible CSVs, the JSON summary and the objectives' verdicts.
 //! - [`bench`]: the benchmark suite (single-user Goose scenarios, recall@k, ef_search sweeps).
+//! - [`calibrate`]: the same SQL through pgbench and through our Goose users, compared
+//!   (throughput, latency, CPU per operation): is the load generator the bottleneck?
 //! - [`metrics`]: the Prometheus exporter (sidecar or `metrics` command): client-side series
 //!   ([`metrics::client`]), recall sampled under load ([`metrics::recall`]), server-side
 //!   polling ([`metrics::server`]).
@@ -25,6 +28,8 @@
 
 pub mod app;
 pub mod bench;
+pub mod calibrate;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -70,6 +70,7 @@ pub async fn run(
     settings: &BenchSettings,
     endpoints: &Endpoints,
     dataset: Arc<Dataset>,
+    metrics: Option<Arc<crate::metrics::client::ClientMetrics>>,
 ) -> Result<Exit, BenchError> {
     let primary = &endpoints.primary;
     let versions = versions(primary).await?;
@@ -139,6 +140,10 @@ pub async fn run(
             break;
         }
         let result = measure(config, settings, primary, dataset.clone(), spec).await?;
+        // The exporter's recall gauge shows what the suite measured.
+        if let (Some(metrics), Some(recall)) = (&metrics, result.recall_mean) {
+            metrics.set_recall(spec.op, recall);
+        }
         report::print_result(&mut std::io::stdout(), &result)?;
         results.push(result);
     }

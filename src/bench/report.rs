@@ -419,6 +419,13 @@ pub fn plot_svg(results: &[BenchResult]) -> String {
         let (left, right) = root.split_horizontally(550);
         let max_p95 = points.iter().map(|r| r.p95_ms).fold(0.1, f64::max) * 1.15;
         let max_qps = points.iter().map(|r| r.qps).fold(1.0, f64::max) * 1.15;
+        // Zoom in on the recall range measured; room on the right for the ef labels.
+        let min_recall = points
+            .iter()
+            .filter_map(|r| r.recall_mean)
+            .fold(1.0, f64::min);
+        let x_min = ((min_recall - 0.05) * 20.0).floor() / 20.0;
+        let x_range = x_min.max(0.0)..1.06;
         let mut series: Vec<(String, Vec<&BenchResult>)> = Vec::new();
         for r in &points {
             let name = format!("{} / {}", r.operation, r.iterative_scan);
@@ -446,7 +453,7 @@ pub fn plot_svg(results: &[BenchResult]) -> String {
                 .margin(12)
                 .x_label_area_size(36)
                 .y_label_area_size(56)
-                .build_cartesian_2d(0.0f64..1.02f64, 0.0f64..y_max)
+                .build_cartesian_2d(x_range.clone(), 0.0f64..y_max)
             else {
                 continue;
             };

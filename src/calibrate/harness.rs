@@ -125,6 +125,7 @@ pub async fn measure(
         span: hub.active_span(),
         cpu,
         reported_tps: None,
+        mean_rows: Some(stats.rows as f64 / stats.ok.max(1) as f64),
     })
 }
 
@@ -136,7 +137,9 @@ async fn goose_run(
     let mut config = GooseConfiguration::default();
     config.host = Some("pg://calibrate".into());
     config.users = Some(clients);
-    config.increase_rate = Some(clients.max(1).to_string());
+    // Goose's --run-time counts from the end of the ramp-up: all users start at once, so
+    // the measured run is as long as pgbench's -T.
+    config.increase_rate = Some((clients * 100).max(1000).to_string());
     config.run_time = Some(duration.as_secs().max(1).to_string());
     config.no_print_metrics = true;
     config.no_error_summary = true;

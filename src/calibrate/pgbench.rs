@@ -99,8 +99,10 @@ pub fn measure(run: &Run<'_>, warmup: Duration) -> Result<SideResult, CalibrateE
     std::fs::create_dir_all(&logs)
         .map_err(|e| CalibrateError::Io(format!("{}: {e}", logs.display())))?;
     let mut cmd = command(run, &script, run.duration);
-    cmd.arg("-l")
-        .arg(format!("--log-prefix={}", logs.join("pgbench_log").display()));
+    cmd.arg("-l").arg(format!(
+        "--log-prefix={}",
+        logs.join("pgbench_log").display()
+    ));
     let cpu_before = children_cpu();
     let out = cmd.output().map_err(|e| spawn_error(run.bin_dir, e))?;
     let cpu = children_cpu().saturating_sub(cpu_before);
@@ -227,6 +229,7 @@ impl LogStats {
             span: Duration::from_micros(span_us),
             cpu: Duration::ZERO,
             reported_tps: None,
+            mean_rows: None,
         }
     }
 }
@@ -244,8 +247,10 @@ mod tests {
     #[test]
     fn log_lines_become_counts_latencies_and_a_span() {
         let mut log = LogStats::new();
-        log.add("0 0 1500 0 1700000000 500000\n1 0 2500 0 1700000001 0\n0 1 failed 0 1700000001 100\n")
-            .unwrap();
+        log.add(
+            "0 0 1500 0 1700000000 500000\n1 0 2500 0 1700000001 0\n0 1 failed 0 1700000001 100\n",
+        )
+        .unwrap();
         let r = log.finish();
         assert_eq!((r.ok, r.failed), (2, 1));
         assert_eq!(r.latency.len(), 2);

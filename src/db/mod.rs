@@ -2,6 +2,7 @@
 //! and seeding.
 
 pub mod embedded;
+pub mod pgpass;
 pub mod pool;
 pub mod schema;
 pub mod seed;

@@ -91,8 +91,8 @@ pub async fn build(
         .min_idle(Some(0))
         .connection_timeout(checkout_timeout)
         .test_on_check_out(false)
-        // Without this, bb8 retries a refused connect until the checkout times out, and a
-        // server restart would be reported as pool exhaustion.
+        // Without this, bb8 retries a refused connect until the checkout times out. Even so,
+        // bb8 never hands a failed connect to the waiting `get()`: see [`checkout`].
         .retry_connection(false)
         .build_unchecked(manager);
     // Fail fast (with the real error, not a pool timeout) when the endpoint is unusable.
@@ -102,17 +102,38 @@ pub async fn build(
 }
 
 /// Checks a connection out, returning it with the time spent waiting.
+///
+/// When no connection is idle and the pool may grow, the new connection is opened here rather
+/// than by bb8: bb8 sends a failed background connect to its error sink, never to the waiting
+/// `get()`, which then waits out the whole checkout timeout. An endpoint that is down (a
+/// restarting primary or replica) must fail fast as `connection_lost`, not hang for
+/// `--pool-timeout` and be reported as `pool_timeout`.
 pub async fn checkout(
     pool: &Pool,
 ) -> Result<(bb8::PooledConnection<'_, Manager>, Duration), Failure> {
     let started = Instant::now();
+    let state = pool.state();
+    if state.idle_connections == 0 && state.connections < pool.config().max_size {
+        match pool.dedicated_connection().await {
+            // Someone else may take it first; then get() waits as usual.
+            Ok(conn) => drop(pool.add(conn)),
+            Err(e) => return Err(connect_failure(e)),
+        }
+    }
     match pool.get().await {
         Ok(conn) => Ok((conn, started.elapsed())),
         Err(bb8::RunError::TimedOut) => Err(Failure::PoolTimeout),
-        Err(bb8::RunError::User(ConnectError::Postgres(e))) => Err(match Failure::from_pg(&e) {
+        Err(bb8::RunError::User(e)) => Err(connect_failure(e)),
+    }
+}
+
+/// A failed connect: the server is unreachable or refused us.
+fn connect_failure(e: ConnectError) -> Failure {
+    match e {
+        ConnectError::Postgres(e) => match Failure::from_pg(&e) {
             Failure::Client => Failure::ConnectionLost,
             other => other,
-        }),
-        Err(bb8::RunError::User(ConnectError::Target(_))) => Err(Failure::Client),
+        },
+        ConnectError::Target(_) => Failure::Client,
     }
 }

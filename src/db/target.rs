@@ -2,8 +2,9 @@
 //! shown with its password.
 //!
 //! URLs (`postgres://user:pass@host:port/db?sslmode=require`) and libpq key=value strings are
-//! both accepted, as `tokio_postgres::Config` parses them. `PGPASSWORD` fills in a missing
-//! password, as libpq does, so a password need not sit in a URL at all. The TLS modes that
+//! both accepted, as `tokio_postgres::Config` parses them. `PGPASSWORD`, then the password
+//! file (`PGPASSFILE` or `~/.pgpass`, see [`super::pgpass`]) fill in a missing password, as
+//! libpq does, so a password need not sit in a URL at all. The TLS modes that
 //! tokio-postgres does not parse (`verify-ca`, `verify-full`, and `sslrootcert`) are taken out
 //! of the string first and applied to our own native-tls connector.
 
@@ -27,6 +28,9 @@ pub enum TargetError {
     /// The TLS settings could not be turned into a connector.
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// `PGPASSFILE` could not be used.
+    #[error("{0}")]
+    PassFile(String),
 }
 
 /// How much of the server's certificate is checked, as libpq's `sslmode` says.
@@ -79,11 +83,37 @@ impl Target {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("pgvector-loadtest");
-        Ok(Target {
+        let mut target = Target {
             config,
             verify,
             root_cert,
-        })
+        };
+        target.password_from_file()?;
+        Ok(target)
+    }
+
+    /// Without a password in the string or `PGPASSWORD`, libpq's password file supplies it.
+    /// A problem with a file named by `PGPASSFILE` is an error; `~/.pgpass` is skipped.
+    fn password_from_file(&mut self) -> Result<(), TargetError> {
+        let Some((file, explicit)) = self
+            .config
+            .get_password()
+            .is_none()
+            .then(super::pgpass::location)
+            .flatten()
+        else {
+            return Ok(());
+        };
+        let user = self.config.get_user().unwrap_or("postgres").to_string();
+        match super::pgpass::lookup(&file, &self.host(), self.port(), &self.dbname(), &user) {
+            Ok(Some(password)) => {
+                self.config.password(password);
+            }
+            Ok(None) => {}
+            Err(e) if explicit => return Err(TargetError::PassFile(e)),
+            Err(_) => {}
+        }
+        Ok(())
     }
 
     /// Wraps an already built config (the embedded server's).

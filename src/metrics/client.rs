@@ -185,7 +185,6 @@ impl ClientMetrics {
 
     /// Everything the load test records into: bound handles, its pools sampled at scrape,
     /// and the recall sampler (on its own connection to the primary).
-    #[allow(clippy::too_many_arguments)]
     pub fn for_load(
         self: &Arc<Self>,
         config: &Config,

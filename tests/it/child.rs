@@ -17,8 +17,6 @@ pub struct Child {
     stdout: Arc<Mutex<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     readers: Vec<JoinHandle<()>>,
-    /// When it was spawned.
-    pub started: Instant,
 }
 
 fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
@@ -66,7 +64,6 @@ impl Child {
             stdout,
             stderr,
             readers,
-            started: Instant::now(),
         }
     }
 

@@ -99,11 +99,6 @@ impl Restartable {
         );
     }
 
-    /// Postmaster pid (0 when stopped).
-    pub fn pid(&self) -> u32 {
-        self.server.as_ref().map_or(0, EmbeddedServer::pid)
-    }
-
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
@@ -355,27 +350,21 @@ impl Reports {
             "history's last totals"
         );
         if let Some(scrape) = last {
-            let queries: BTreeMap<String, u64> =
-                ops.iter().map(|(k, v)| (k.clone(), v.0)).collect();
-            let scraped: BTreeMap<String, u64> = scrape
-                .queries
-                .iter()
-                .filter(|(_, v)| **v > 0.0)
-                .map(|(k, v)| (k.clone(), *v as u64))
-                .collect();
-            assert_eq!(
-                scraped, queries,
-                "/metrics vector_search_queries_total vs summary"
-            );
-            let errors: BTreeMap<String, u64> = scrape
-                .errors
-                .iter()
-                .map(|(k, v)| (k.clone(), *v as u64))
-                .collect();
-            assert_eq!(
-                errors, self.summary.aggregated.failures,
-                "/metrics vector_search_errors_total vs summary"
-            );
+            // The exporter stops right after the reports are written, so the last scrape
+            // (every 50 ms) may miss the users' final operations: at most one per user.
+            let mut behind = 0;
+            for (op, (count, _)) in &ops {
+                let scraped = scrape.queries.get(op).copied().unwrap_or(0.0) as u64;
+                assert!(scraped <= *count, "/metrics {op}: {scraped} > {count}");
+                behind += count - scraped;
+            }
+            for (class, n) in &self.summary.aggregated.failures {
+                let scraped = scrape.errors.get(class).copied().unwrap_or(0.0) as u64;
+                assert!(scraped <= *n, "/metrics errors {class}: {scraped} > {n}");
+                behind += n - scraped;
+            }
+            eprintln!("last /metrics scrape {behind} operations behind the reports");
+            assert!(behind <= 8, "/metrics behind the reports by {behind}");
         }
     }
 
@@ -477,6 +466,10 @@ async fn primary_restart_mid_run_is_counted_and_recovered() {
         requests - failed >= 20,
         "after restart: {requests} requests, {failed} failed"
     );
+    // A down server fails checkouts at once (refused), rather than parking them until the
+    // 30 s pool timeout; and the run kept to its 20 s.
+    assert!(agg.pool_wait_us.max < 5_000_000, "{:#?}", agg.pool_wait_us);
+    assert!(r.summary.duration_s < 25.0, "{}", r.summary.duration_s);
     r.assert_consistent(scrapes.last());
     assert!(!r.summary.interrupted);
     pg.stop().await;
@@ -612,6 +605,8 @@ async fn replica_stop_and_start_is_counted_and_replica_up_follows() {
         requests - failed >= 20,
         "after the replica came back: {requests}/{failed}"
     );
+    assert!(agg.pool_wait_us.max < 5_000_000, "{:#?}", agg.pool_wait_us);
+    assert!(r.summary.duration_s < 25.0, "{}", r.summary.duration_s);
     r.assert_consistent(scrapes.last());
     pg.stop().await;
     replica.stop().await;

@@ -5,10 +5,13 @@
 //! Run with `cargo test --release --test it`.
 
 mod bench;
+mod calibrate;
 mod child;
+mod cleanup;
 mod cli;
 mod dashboard;
 mod faults;
+mod interrupts;
 mod load;
 mod metrics;
 mod ops;

@@ -1,0 +1,541 @@
+//! `calibrate`: is the load generator the bottleneck? For each chosen operation, the identical
+//! SQL with the identical parameter distribution runs at the same concurrency and for the same
+//! time twice, with no think time: once through pgbench ([`pgbench`], C and libpq, the
+//! reference every PostgreSQL engineer trusts) and once through our Goose users
+//! ([`harness`]). Both throughputs, both p50/p95/p99, each side's CPU seconds per 1,000
+//! operations and the ratios are printed and written to `reports/calibration.json`
+//! ([`report`]).
+//!
+//! pgbench cannot make vectors, so the search reads its query vector from a table the harness
+//! owns (`pgvector_loadtest_queries`, refreshed here) by id, through initplans that the
+//! executor evaluates once per execution: the plan keeps the HNSW index scan and prunes
+//! partitions at run time (the plan is checked and reported).
+
+pub mod harness;
+pub mod pgbench;
+pub mod report;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use pgvector::Vector;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::Config;
+use crate::db::embedded::{default_home, ensure_install};
+use crate::db::target::{describe_pg_error, Target};
+use crate::workload::dataset::Dataset;
+use crate::workload::ops::Op;
+use crate::Exit;
+use report::{CalibrationReport, OpCalibration};
+
+/// The table of query vectors both sides read.
+pub const QUERIES_TABLE: &str = "pgvector_loadtest_queries";
+
+/// An operation `calibrate` can compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalibOp {
+    /// Single-namespace kNN search (k = `--k`).
+    Single,
+    /// Key lookup of an existing key.
+    Retrieve,
+}
+
+impl CalibOp {
+    /// The load test's operation it stands for.
+    pub fn op(self) -> Op {
+        match self {
+            CalibOp::Single => Op::SingleShardSearch,
+            CalibOp::Retrieve => Op::Retrieve,
+        }
+    }
+}
+
+/// Validated `calibrate` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Operations to compare, in order.
+    pub ops: Vec<CalibOp>,
+    /// Concurrent clients (pgbench `-c`, Goose users).
+    pub clients: usize,
+    /// Measured time of each side.
+    pub duration: Duration,
+    /// Unmeasured time before each side.
+    pub warmup: Duration,
+    /// Query vectors stored for the search.
+    pub queries: usize,
+}
+
+/// Checks the `calibrate` flags.
+pub fn settings(
+    ops: &[String],
+    clients: usize,
+    duration: Duration,
+    warmup: Duration,
+    queries: usize,
+) -> Result<Settings, String> {
+    let mut chosen = Vec::new();
+    for name in ops {
+        let op = match name.as_str() {
+            "single" => CalibOp::Single,
+            "retrieve" => CalibOp::Retrieve,
+            other => return Err(format!("--op takes single, retrieve; got '{other}'")),
+        };
+        if !chosen.contains(&op) {
+            chosen.push(op);
+        }
+    }
+    if chosen.is_empty() {
+        return Err("--op needs at least one of single, retrieve".into());
+    }
+    if clients == 0 || clients > 1000 {
+        return Err("--clients must be between 1 and 1000".into());
+    }
+    if duration < Duration::from_secs(1) {
+        return Err("--duration must be at least 1s (pgbench -T counts whole seconds)".into());
+    }
+    if queries == 0 || queries > 1_000_000 {
+        return Err("--queries must be between 1 and 1000000".into());
+    }
+    Ok(Settings {
+        ops: chosen,
+        clients,
+        // pgbench -T takes whole seconds: both sides get the same.
+        duration: Duration::from_secs(duration.as_secs()),
+        warmup: Duration::from_secs(warmup.as_secs()),
+        queries,
+    })
+}
+
+/// Why calibration could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrateError {
+    /// Database setup or the plan check failed.
+    #[error("calibrate: {0}")]
+    Db(String),
+    /// pgbench could not be found, run or read.
+    #[error("calibrate: {0}")]
+    Pgbench(String),
+    /// Goose refused to run.
+    #[error("calibrate: goose: {0}")]
+    Goose(String),
+    /// Files could not be written.
+    #[error("calibrate: {0}")]
+    Io(String),
+}
+
+/// What one side measured.
+#[derive(Debug, Clone)]
+pub struct SideResult {
+    /// Successful operations.
+    pub ok: u64,
+    /// Failed operations.
+    pub failed: u64,
+    /// Latency of successful operations, µs.
+    pub latency: Histogram<u64>,
+    /// First operation's start to last one's end.
+    pub span: Duration,
+    /// CPU time (pgbench: the child; harness: this whole process).
+    pub cpu: Duration,
+    /// pgbench's own `tps = ... (without initial connection time)`.
+    pub reported_tps: Option<f64>,
+    /// Rows returned per successful operation (the harness side sees them; pgbench's log
+    /// does not).
+    pub mean_rows: Option<f64>,
+}
+
+/// How each execution's parameters are drawn (uniformly, as pgbench's `random(lo, hi)`).
+#[derive(Debug, Clone, Copy)]
+pub enum Params {
+    /// `ns` in `0..namespaces`, `row` in `0..rows`.
+    Retrieve {
+        /// Namespaces.
+        namespaces: usize,
+        /// Rows every namespace has.
+        rows: usize,
+    },
+    /// Query id in `1..=queries`.
+    Search {
+        /// Stored query vectors.
+        queries: usize,
+    },
+}
+
+/// The statement of `op` with its parameters written by `param(i)` (pgbench's `:var`
+/// or our `$i`), and the parameter draw.
+fn statement(op: CalibOp, k: u32, param: impl Fn(usize) -> String) -> String {
+    match op {
+        // The names as Dataset::namespace_name / Dataset::key write them (ns_007, key_000042).
+        CalibOp::Retrieve => format!(
+            "SELECT namespace, key, value, metadata, tags, created_at FROM memory_entries \
+             WHERE namespace = 'ns_' || lpad({}::text, 3, '0') \
+             AND key = 'key_' || lpad({}::text, 6, '0')",
+            param(1),
+            param(2)
+        ),
+        CalibOp::Single => format!(
+            "SELECT namespace, key, value, metadata, \
+             1 - (embedding <=> (SELECT embedding FROM {QUERIES_TABLE} WHERE id = {})) AS similarity \
+             FROM memory_entries \
+             WHERE namespace = (SELECT namespace FROM {QUERIES_TABLE} WHERE id = {}) \
+             ORDER BY embedding <=> (SELECT embedding FROM {QUERIES_TABLE} WHERE id = {}) \
+             LIMIT {k}",
+            param(1),
+            param(2),
+            param(3)
+        ),
+    }
+}
+
+/// The SQL our side prepares: exactly the text pgbench prepares from the script (pgbench
+/// numbers every `:var` occurrence `$1`, `$2`, ... in order).
+pub fn harness_sql(op: CalibOp, k: u32) -> String {
+    statement(op, k, |i| format!("${i}"))
+}
+
+/// The pgbench script.
+pub fn pgbench_script(op: CalibOp, k: u32, params: Params) -> String {
+    match params {
+        Params::Retrieve { namespaces, rows } => format!(
+            "\\set ns random(0, {})\n\\set row random(0, {})\n{};\n",
+            namespaces - 1,
+            rows - 1,
+            statement(op, k, |i| if i == 1 { ":ns" } else { ":row" }.to_string())
+        ),
+        Params::Search { queries } => format!(
+            "\\set q random(1, {queries})\n{};\n",
+            statement(op, k, |_| ":q".to_string())
+        ),
+    }
+}
+
+pub(crate) fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds")
+}
+
+/// Session settings both sides apply: ours with `SET`, pgbench's through `PGOPTIONS`.
+fn session(config: &Config) -> (String, String) {
+    let mut sql = format!(
+        "SET hnsw.ef_search = {}; SET hnsw.iterative_scan = {};",
+        config.ef_search, config.iterative_scan
+    );
+    let mut options = format!(
+        "-c hnsw.ef_search={} -c hnsw.iterative_scan={}",
+        config.ef_search, config.iterative_scan
+    );
+    if let Some(t) = config.statement_timeout {
+        sql.push_str(&format!(" SET statement_timeout = {};", t.as_millis()));
+        options.push_str(&format!(" -c statement_timeout={}", t.as_millis()));
+    }
+    (sql, options)
+}
+
+/// Runs the calibration and writes `calibration.json`.
+pub async fn run(
+    config: &Config,
+    settings: &Settings,
+    primary: &Target,
+    dataset: Arc<Dataset>,
+) -> Result<Exit, CalibrateError> {
+    let home = default_home();
+    let pg_bin = config.embedded.pg_bin.clone();
+    let bin_dir = tokio::task::spawn_blocking(move || ensure_install(&home, pg_bin.as_deref()))
+        .await
+        .map_err(|e| CalibrateError::Pgbench(e.to_string()))?
+        .map_err(|e| CalibrateError::Pgbench(format!("finding pgbench: {e}")))?;
+    let work = tempfile::Builder::new()
+        .prefix("pgvector-loadtest-calibrate-")
+        .tempdir()
+        .map_err(|e| CalibrateError::Io(e.to_string()))?;
+    let (session_sql, session_options) = session(config);
+    let k = config.workload.k;
+    let load_before = load_average();
+    let signals = crate::app::signals();
+    println!(
+        "calibrate: {} clients (pgbench -j {}), {}s measured after {}s warm-up per side, \
+         pgbench first; {} cores, load average {}",
+        settings.clients,
+        pgbench::threads(settings.clients),
+        settings.duration.as_secs(),
+        settings.warmup.as_secs(),
+        report::cores(),
+        load_before
+            .map(|l| format!("{:.2}", l[0]))
+            .unwrap_or("?".into())
+    );
+    let mut results = Vec::new();
+    for &op in &settings.ops {
+        if signals.is_cancelled() {
+            break;
+        }
+        let params = match op {
+            CalibOp::Retrieve => Params::Retrieve {
+                namespaces: dataset.namespace_count(),
+                rows: (0..dataset.namespace_count())
+                    .map(|ns| dataset.rows_in_namespace(ns))
+                    .min()
+                    .unwrap_or(0),
+            },
+            CalibOp::Single => Params::Search {
+                queries: settings.queries,
+            },
+        };
+        check_names(&dataset, params)?;
+        let plan = match op {
+            CalibOp::Single => {
+                store_queries(primary, &dataset, settings.queries, config.workload.seed).await?;
+                Some(check_plan(primary, &session_sql, &harness_sql(op, k)).await?)
+            }
+            CalibOp::Retrieve => None,
+        };
+        let sql = harness_sql(op, k);
+        let script = pgbench_script(op, k, params);
+        println!("{}: pgbench ...", op.op().name());
+        let dir = work.path().to_path_buf();
+        let (bin, target, script_text) = (bin_dir.clone(), primary.clone(), script.clone());
+        let (clients, duration, warmup) = (settings.clients, settings.duration, settings.warmup);
+        let options = session_options.clone();
+        let reference = tokio::task::spawn_blocking(move || {
+            pgbench::measure(
+                &pgbench::Run {
+                    bin_dir: &bin,
+                    work_dir: &dir,
+                    target: &target,
+                    script: &script_text,
+                    clients,
+                    duration,
+                    session_options: options,
+                },
+                warmup,
+            )
+        })
+        .await
+        .map_err(|e| CalibrateError::Pgbench(e.to_string()))??;
+        println!("{}: harness (Goose) ...", op.op().name());
+        let pool = harness::pool(primary, &session_sql, &sql, settings.clients as u32).await?;
+        let seed = config.workload.seed;
+        if !settings.warmup.is_zero() {
+            harness::measure(&pool, op.op(), params, clients, settings.warmup, seed ^ 1).await?;
+        }
+        let ours = harness::measure(&pool, op.op(), params, clients, duration, seed).await?;
+        drop(pool);
+        results.push(OpCalibration::new(op, sql, script, plan, &reference, &ours));
+    }
+    let report = CalibrationReport::new(primary, settings, load_before, load_average(), results);
+    report
+        .print(&mut std::io::stdout())
+        .map_err(|e| CalibrateError::Io(e.to_string()))?;
+    let path = config.report_dir.join("calibration.json");
+    crate::report::write_atomic(&path, |w| {
+        serde_json::to_writer_pretty(w, &report).map_err(std::io::Error::other)
+    })
+    .map_err(|e| CalibrateError::Io(format!("{}: {e}", path.display())))?;
+    println!("written to {}", path.display());
+    Ok(if signals.is_cancelled() {
+        Exit::Interrupted
+    } else {
+        Exit::Success
+    })
+}
+
+/// The SQL rebuilds names with `lpad(.., 3)` / `lpad(.., 6)`: refuse datasets whose names
+/// would not round-trip rather than measure misses.
+fn check_names(dataset: &Dataset, params: Params) -> Result<(), CalibrateError> {
+    if let Params::Retrieve { namespaces, rows } = params {
+        if rows == 0
+            || namespaces > 1000
+            || rows > 1_000_000
+            || dataset.namespace_name(namespaces - 1) != format!("ns_{:03}", namespaces - 1)
+            || dataset.key(rows - 1) != format!("key_{:06}", rows - 1)
+        {
+            return Err(CalibrateError::Db(format!(
+                "the retrieve calibration needs at most 1000 namespaces of 1 to 1000000 rows \
+                 named ns_NNN / key_NNNNNN (got {namespaces} namespaces, {rows} rows in the smallest)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// (Re)creates the query table with `queries` query vectors drawn as the load test draws
+/// them (a random namespace, then `Dataset::query_vector`), seeded.
+async fn store_queries(
+    primary: &Target,
+    dataset: &Dataset,
+    queries: usize,
+    seed: u64,
+) -> Result<(), CalibrateError> {
+    let db = |e: tokio_postgres::Error| CalibrateError::Db(describe_pg_error(&e));
+    let client = primary
+        .connect()
+        .await
+        .map_err(|e| CalibrateError::Db(e.to_string()))?;
+    let dim = dataset.spec().dim;
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {QUERIES_TABLE}; \
+             CREATE TABLE {QUERIES_TABLE} (id int PRIMARY KEY, namespace text NOT NULL, \
+             embedding vector({dim}) NOT NULL)"
+        ))
+        .await
+        .map_err(db)?;
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0xCA11_B7A7);
+    let mut ids = Vec::with_capacity(queries);
+    let mut namespaces = Vec::with_capacity(queries);
+    let mut vectors = Vec::with_capacity(queries);
+    for id in 1..=queries {
+        let ns = rng.random_range(0..dataset.namespace_count());
+        ids.push(id as i32);
+        namespaces.push(dataset.namespace_name(ns));
+        vectors.push(Vector::from(dataset.query_vector(ns, &mut rng)));
+    }
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {QUERIES_TABLE} SELECT * FROM unnest($1::int[], $2::text[], $3::vector[])"
+            ),
+            &[&ids, &namespaces, &vectors],
+        )
+        .await
+        .map_err(db)?;
+    client
+        .batch_execute(&format!("ANALYZE {QUERIES_TABLE}"))
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// EXPLAIN ANALYZE of the search as both sides run it after pgbench's and our first five
+/// executions: the generic plan of the prepared statement. The returned line says whether
+/// it scans the HNSW index and on how many partitions (run-time pruning on the initplan).
+async fn check_plan(
+    primary: &Target,
+    session_sql: &str,
+    sql: &str,
+) -> Result<String, CalibrateError> {
+    let db = |e: tokio_postgres::Error| CalibrateError::Db(describe_pg_error(&e));
+    let client = primary
+        .connect()
+        .await
+        .map_err(|e| CalibrateError::Db(e.to_string()))?;
+    client.batch_execute(session_sql).await.map_err(db)?;
+    client
+        .batch_execute(&format!(
+            "SET plan_cache_mode = force_generic_plan; PREPARE calibrate_plan AS {sql}"
+        ))
+        .await
+        .map_err(db)?;
+    let rows = client
+        .simple_query("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE calibrate_plan(1, 1, 1)")
+        .await
+        .map_err(db)?;
+    let plan: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    let scans: Vec<&String> = plan
+        .iter()
+        .filter(|l| l.contains(" on memory_entries") && l.contains("Scan"))
+        .collect();
+    let executed = scans
+        .iter()
+        .filter(|l| !l.contains("never executed"))
+        .count();
+    let removed: usize = plan
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("Subplans Removed: "))
+        .filter_map(|n| n.trim().parse::<usize>().ok())
+        .sum();
+    let total = scans.len() + removed;
+    let hnsw = scans.iter().any(|l| l.contains("Index Scan using"))
+        && plan.iter().any(|l| {
+            l.trim().starts_with("Order By: (embedding <=>")
+                || l.trim().starts_with("Order By: (memory_entries")
+        });
+    let how = if hnsw {
+        "HNSW index scan".to_string()
+    } else {
+        // Both sides still run the same plan; the load test's search would choose the same.
+        eprintln!(
+            "warning: the planner does not use the HNSW index for the calibration search \
+             (small partitions?); both sides run the same plan. Plan:\n{}",
+            plan.join("\n")
+        );
+        "no HNSW index scan (planner's choice)".to_string()
+    };
+    Ok(format!(
+        "generic plan: {how}, executed on {executed} of {total} partition(s); \
+         run-time pruning skipped {}",
+        total - executed
+    ))
+}
+
+/// `/proc/loadavg`'s three figures (the machine may be shared: the report says how busy).
+fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgbench_and_harness_prepare_the_same_text() {
+        let params = Params::Retrieve {
+            namespaces: 10,
+            rows: 5000,
+        };
+        let script = pgbench_script(CalibOp::Retrieve, 10, params);
+        assert!(script.starts_with("\\set ns random(0, 9)\n\\set row random(0, 4999)\n"));
+        // pgbench replaces each :var with $1, $2, ... in order of appearance.
+        let sql_line = script.lines().nth(2).unwrap().trim_end_matches(';');
+        let replaced = sql_line.replacen(":ns", "$1", 1).replacen(":row", "$2", 1);
+        assert_eq!(replaced, harness_sql(CalibOp::Retrieve, 10));
+
+        let script = pgbench_script(CalibOp::Single, 10, Params::Search { queries: 1000 });
+        let mut line = script
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(';')
+            .to_string();
+        for i in 1..=3 {
+            line = line.replacen(":q", &format!("${i}"), 1);
+        }
+        assert_eq!(line, harness_sql(CalibOp::Single, 10));
+        assert!(line.ends_with("LIMIT 10"));
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let s = |ops: &[&str], c| {
+            let ops: Vec<String> = ops.iter().map(|s| s.to_string()).collect();
+            settings(&ops, c, Duration::from_millis(2500), Duration::ZERO, 10)
+        };
+        let ok = s(&["retrieve", "single", "retrieve"], 4).unwrap();
+        assert_eq!(ok.ops, [CalibOp::Retrieve, CalibOp::Single]);
+        assert_eq!(ok.duration, Duration::from_secs(2));
+        assert!(s(&["cross"], 4).unwrap_err().contains("--op"));
+        assert!(s(&["single"], 0).unwrap_err().contains("--clients"));
+    }
+
+    #[test]
+    fn draws_stay_in_range() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        for _ in 0..1000 {
+            match (Params::Search { queries: 3 }).draw(&mut rng) {
+                harness::Drawn::Ints([a, b, c]) => {
+                    assert!((1..=3).contains(&a) && a == b && b == c)
+                }
+                _ => panic!("search draws ints"),
+            }
+        }
+    }
+}
