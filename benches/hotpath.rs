@@ -2,6 +2,7 @@
 //! harness spends on one operation besides the query itself. Criterion prints ns per
 //! operation for each:
 //! - `query_vector`: drawing a 384-dim query vector from the dataset's distribution;
+//! - `seed_row_generate`: what seeding computes per row before COPY encodes it;
 //! - `vector_to_sql`: encoding it as the binary `vector` parameter (what tokio-postgres does);
 //! - `stats_hub_record`: our µs HDR histograms ([`StatsHub::record`]);
 //! - `goose_record_custom`: `GooseUser::record_custom_request_duration`, the request metric
@@ -34,6 +35,18 @@ fn vectors(c: &mut Criterion) {
     let mut rng = SmallRng::seed_from_u64(1);
     c.bench_function("query_vector_384", |b| {
         b.iter(|| Vector::from(ds.query_vector(black_box(3), &mut rng)))
+    });
+    // What seeding generates per row before COPY encodes it (db::seed::copy_namespace).
+    let mut buf = vec![0f32; ds.spec().dim];
+    let mut row = 0usize;
+    c.bench_function("seed_row_generate_384", |b| {
+        b.iter(|| {
+            row = (row + 1) % 5000;
+            ds.vector_into(3, row, &mut buf);
+            let embedding = Vector::from(buf.clone());
+            let metadata = serde_json::json!({ "row": row, "seeded": true });
+            black_box((embedding, metadata, ds.key(row), ds.value(3, row)))
+        })
     });
     let v = Vector::from(ds.query_vector(3, &mut rng));
     let mut buf = BytesMut::with_capacity(4096);

@@ -43,7 +43,13 @@ pub struct Cli {
     )]
     pub report_dir: PathBuf,
     /// Users started per second: Locust's name for Goose's --increase-rate
-    #[arg(long, value_name = "RATE", help_heading = "Load test")]
+    // Hyphen values allowed so that `--hatch-rate -1` reaches the check that names the flag.
+    #[arg(
+        long,
+        value_name = "RATE",
+        help_heading = "Load test",
+        allow_hyphen_values = true
+    )]
     pub hatch_rate: Option<String>,
     /// A built-in load profile: baseline, normal, peak, stress, soak (users, rate, run time
     /// and the objectives the run is judged against; explicit flags override it)

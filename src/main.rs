@@ -1,8 +1,21 @@
 //! The `pgvector-loadtest` binary: parse the command line, hand it to the library.
 
+use clap::error::ErrorKind;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = pgvector_loadtest::cli::Cli::parse();
+    let cli = match pgvector_loadtest::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => {
+            // Usage errors are one line, as every other refusal is (exit 2).
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("error: invalid command line");
+            eprintln!("{first} (see --help)");
+            return std::process::ExitCode::from(pgvector_loadtest::Exit::Usage as u8);
+        }
+    };
     std::process::ExitCode::from(pgvector_loadtest::run(cli) as u8)
 }

@@ -2,6 +2,7 @@
 //! workload's prepared statements, and every checkout is timed so pool wait is reported apart
 //! from query time.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
@@ -113,17 +114,45 @@ pub async fn checkout(
 ) -> Result<(bb8::PooledConnection<'_, Manager>, Duration), Failure> {
     let started = Instant::now();
     let state = pool.state();
-    if state.idle_connections == 0 && state.connections < pool.config().max_size {
-        match pool.dedicated_connection().await {
-            // Someone else may take it first; then get() waits as usual.
-            Ok(conn) => drop(pool.add(conn)),
-            Err(e) => return Err(connect_failure(e)),
+    if state.idle_connections == 0 {
+        if let Some(_opening) = Opening::reserve(state.connections, pool.config().max_size) {
+            match pool.dedicated_connection().await {
+                // Someone else may take it first; then get() waits as usual.
+                Ok(conn) => drop(pool.add(conn)),
+                Err(e) => return Err(connect_failure(e)),
+            }
         }
     }
     match pool.get().await {
         Ok(conn) => Ok((conn, started.elapsed())),
         Err(bb8::RunError::TimedOut) => Err(Failure::PoolTimeout),
         Err(bb8::RunError::User(e)) => Err(connect_failure(e)),
+    }
+}
+
+/// Connections [`checkout`] is opening right now (all pools together), so that 1000 users
+/// starting at once open no more than a pool can hold: each surplus connect costs the server a
+/// backend and us CPU and memory, and beyond `max_connections` fails as `sqlstate_53`.
+static OPENING: AtomicU32 = AtomicU32::new(0);
+
+/// One reserved connect, released on drop (also when the checkout is cancelled).
+struct Opening;
+
+impl Opening {
+    fn reserve(connections: u32, max: u32) -> Option<Opening> {
+        let opening = OPENING.fetch_add(1, Ordering::AcqRel);
+        if connections + opening < max {
+            Some(Opening)
+        } else {
+            OPENING.fetch_sub(1, Ordering::AcqRel);
+            None
+        }
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        OPENING.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -206,7 +206,7 @@ impl Scraper {
     }
 }
 
-async fn http_get(addr: SocketAddr) -> Option<String> {
+pub async fn http_get(addr: SocketAddr) -> Option<String> {
     let get = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
         let request = format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
@@ -374,8 +374,8 @@ impl Reports {
         let before = self
             .history
             .iter()
-            .filter(|r| r.0 <= t)
-            .last()
+            .rev()
+            .find(|r| r.0 <= t)
             .map_or((0, 0), |r| (r.1, r.2));
         let last = self.history.last().map_or((0, 0), |r| (r.1, r.2));
         (last.0 - before.0, last.1 - before.1)

@@ -4,6 +4,7 @@
 //!
 //! Run with `cargo test --release --test it`.
 
+mod badinput;
 mod bench;
 mod calibrate;
 mod child;
@@ -11,12 +12,15 @@ mod cleanup;
 mod cli;
 mod dashboard;
 mod faults;
+mod fuzz;
 mod interrupts;
 mod load;
 mod metrics;
 mod ops;
+mod passfile;
 mod profile;
 mod schema;
 mod secrets;
 mod seed;
+mod tls;
 mod util;

@@ -159,6 +159,13 @@ pub struct PlainPg {
 impl PlainPg {
     /// initdb + start on a free port; waits until it answers a query.
     pub async fn start() -> PlainPg {
+        Self::start_with(|_| Vec::new()).await
+    }
+
+    /// Like [`PlainPg::start`], with extra `-c` settings; `prepare` gets the data directory
+    /// (after initdb, owned by the server user) and returns the settings, so it can put
+    /// files there first (TLS keys).
+    pub async fn start_with(prepare: impl FnOnce(&Path) -> Vec<(String, String)>) -> PlainPg {
         let bin = Path::new(PG15_BIN);
         assert!(
             bin.join("postgres").is_file(),
@@ -199,16 +206,20 @@ impl PlainPg {
             .status()
             .expect("run initdb");
         assert!(status.success(), "initdb failed: {}", read_lossy(&log));
+        let settings = prepare(&data);
         let port = free_port();
-        let child = command("postgres")
+        let mut postgres = command("postgres");
+        postgres
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string()])
             .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "unix_socket_directories="])
-            .args(["-c", "shared_buffers=16MB"])
-            .spawn()
-            .expect("spawn postgres 15");
+            .args(["-c", "shared_buffers=16MB"]);
+        for (name, value) in settings {
+            postgres.arg("-c").arg(format!("{name}={value}"));
+        }
+        let child = postgres.spawn().expect("spawn postgres 15");
         let mut server = PlainPg {
             child: Some(child),
             port,
@@ -245,6 +256,11 @@ impl PlainPg {
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 }
 
