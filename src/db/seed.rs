@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::{BufMut, BytesMut};
+use futures::SinkExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use pgvector::Vector;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
 
 use super::target::{ConnectError, Target};
 use crate::workload::dataset::Dataset;
@@ -79,41 +78,60 @@ async fn copy_namespace(
     ns: usize,
     bar: &ProgressBar,
 ) -> Result<(), tokio_postgres::Error> {
-    // The vector type's OID differs per database; the server tells us through a prepare.
-    let vector_type = client.prepare("SELECT $1::vector").await?.params()[0].clone();
     let sink = client
         .copy_in(
             "COPY memory_entries (namespace, key, value, embedding, metadata) FROM STDIN (FORMAT binary)",
         )
         .await?;
-    let writer = BinaryCopyInWriter::new(
-        sink,
-        &[Type::TEXT, Type::TEXT, Type::TEXT, vector_type, Type::JSONB],
-    );
-    futures::pin_mut!(writer);
+    futures::pin_mut!(sink);
     let name = dataset.namespace_name(ns);
-    let mut buf = vec![0f32; dataset.spec().dim];
-    for row in 0..dataset.rows_in_namespace(ns) {
-        dataset.vector_into(ns, row, &mut buf);
-        let embedding = Vector::from(buf.clone());
-        let metadata = serde_json::json!({ "row": row, "seeded": true });
-        writer
-            .as_mut()
-            .write(&[
-                &name,
-                &dataset.key(row),
-                &dataset.value(ns, row),
-                &embedding,
-                &metadata,
-            ])
-            .await?;
-        if row % 256 == 255 {
-            bar.inc(256);
+    let mut vector = vec![0f32; dataset.spec().dim];
+    let mut buf = BytesMut::with_capacity(CHUNK + 8192);
+    buf.put_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.put_i32(0); // flags
+    buf.put_i32(0); // header extension length
+    let rows = dataset.rows_in_namespace(ns);
+    let mut counted = 0;
+    for row in 0..rows {
+        dataset.vector_into(ns, row, &mut vector);
+        let key = dataset.key(row);
+        let value = dataset.value(ns, row);
+        encode_row(&mut buf, &name, &key, &value, &vector, row);
+        if buf.len() >= CHUNK {
+            sink.send(buf.split().freeze()).await?;
+            bar.inc((row + 1 - counted) as u64);
+            counted = row + 1;
         }
     }
-    bar.inc((dataset.rows_in_namespace(ns) % 256) as u64);
-    writer.finish().await?;
+    buf.put_i16(-1); // trailer
+    sink.send(buf.split().freeze()).await?;
+    sink.as_mut().finish().await?;
+    bar.inc((rows - counted) as u64);
     Ok(())
+}
+
+/// Bytes sent per COPY message: large enough that per-message costs vanish.
+const CHUNK: usize = 256 * 1024;
+
+/// Appends one row in PostgreSQL's binary COPY format: a field count, then each field as a
+/// length and its binary representation (text as UTF-8; pgvector's `vector` as dim, unused,
+/// then big-endian float4s; jsonb as version 1 and the JSON text).
+fn encode_row(buf: &mut BytesMut, ns: &str, key: &str, value: &str, vector: &[f32], row: usize) {
+    buf.put_i16(5);
+    for text in [ns, key, value] {
+        buf.put_i32(text.len() as i32);
+        buf.put_slice(text.as_bytes());
+    }
+    buf.put_i32(4 + 4 * vector.len() as i32);
+    buf.put_i16(vector.len() as i16);
+    buf.put_i16(0);
+    for x in vector {
+        buf.put_f32(*x);
+    }
+    let metadata = format!("{{\"row\": {row}, \"seeded\": true}}");
+    buf.put_i32(1 + metadata.len() as i32);
+    buf.put_u8(1);
+    buf.put_slice(metadata.as_bytes());
 }
 
 /// Writes a short line per stage to stderr (the progress bar hides itself when not a terminal).
