@@ -45,6 +45,12 @@ impl AppError {
 }
 
 static SIGNALS: OnceLock<CancellationToken> = OnceLock::new();
+static SIGNAL_AT: OnceLock<Instant> = OnceLock::new();
+
+/// When the first SIGINT/SIGTERM arrived, if one did.
+pub fn signal_received_at() -> Option<Instant> {
+    SIGNAL_AT.get().copied()
+}
 static CHILD_PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// The process-wide cancellation token, cancelled by the first SIGINT/SIGTERM. The second
@@ -70,6 +76,7 @@ pub fn signals() -> CancellationToken {
                 eprintln!(
                     "signal received: stopping users and writing reports (again to exit now)"
                 );
+                let _ = SIGNAL_AT.set(Instant::now());
                 handler_token.cancel();
                 goose::trigger_killswitch("signal received");
             });

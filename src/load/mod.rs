@@ -148,7 +148,13 @@ pub async fn run(
     stop_sampler.cancel();
     let history = sampler.await.unwrap_or_default();
     let server = watcher.await.unwrap_or_default();
-    let interrupted = goose::is_killswitch_triggered();
+    // A signal after every user finished only ended the dashboard's idle wait: the run itself
+    // completed.
+    let finished_first = match (hub.all_stopped_at(), crate::app::signal_received_at()) {
+        (Some(done), Some(signal)) => done <= signal,
+        _ => false,
+    };
+    let interrupted = goose::is_killswitch_triggered() && !finished_first;
 
     let (max_users, thresholds_failed) = match outcome {
         Ok(metrics) => (metrics.maximum_users, None),

@@ -235,6 +235,8 @@ pub struct StatsHub {
     // which throughput is measured.
     first_start_us: AtomicU64,
     last_end_us: AtomicU64,
+    // µs since `started` when the last user stopped (0: not yet).
+    all_stopped_us: AtomicU64,
 }
 
 impl StatsHub {
@@ -249,6 +251,7 @@ impl StatsHub {
             started: Instant::now(),
             first_start_us: AtomicU64::new(u64::MAX),
             last_end_us: AtomicU64::new(0),
+            all_stopped_us: AtomicU64::new(0),
         })
     }
 
@@ -280,7 +283,18 @@ impl StatsHub {
 
     /// A user stopped.
     pub fn user_stopped(&self) {
-        self.users.fetch_sub(1, Ordering::Relaxed);
+        if self.users.fetch_sub(1, Ordering::Relaxed) == 1 {
+            let at = self.started.elapsed().as_micros() as u64;
+            self.all_stopped_us.store(at, Ordering::Relaxed);
+        }
+    }
+
+    /// When the last running user stopped, if all have.
+    pub fn all_stopped_at(&self) -> Option<Instant> {
+        match self.all_stopped_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(self.started + Duration::from_micros(us)),
+        }
     }
 
     /// Users running now.

@@ -127,7 +127,15 @@ impl Task {
                     self.metrics.count_recall_sample(sample.op);
                 }
                 Err(e) => {
-                    log::warn!("recall sample failed: {e}");
+                    // The server shutting down at the end of a run is not worth a warning.
+                    if e.code() == Some(&tokio_postgres::error::SqlState::ADMIN_SHUTDOWN) {
+                        log::debug!("recall sample stopped: server shutting down");
+                    } else {
+                        log::warn!(
+                            "recall sample failed: {}",
+                            crate::db::target::describe_pg_error(&e)
+                        );
+                    }
                     if c.is_closed() {
                         client = None;
                     }
