@@ -15,16 +15,7 @@ use tempfile::TempDir;
 
 use crate::child::Child;
 use crate::faults::Scraper;
-use crate::util::{free_port, temp_dir, Run};
-
-const REPORTS: [&str; 6] = [
-    "load_test.html",
-    "load_test.json",
-    "load_test_stats.csv",
-    "load_test_failures.csv",
-    "load_test_stats_history.csv",
-    "load_test_summary.json",
-];
+use crate::util::{free_port, temp_dir, Run, REPORTS};
 
 /// A run of the binary on its own embedded server.
 struct Embedded {

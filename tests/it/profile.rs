@@ -2,17 +2,8 @@
 //! report written and the verdict in the summary; a malformed profile file is exit 2 with one
 //! line naming the file, the field and the problem.
 
-use crate::util::{run_bin, temp_dir, Pg};
+use crate::util::{run_bin, temp_dir, Pg, REPORTS};
 use pgvector_loadtest::report::summary::Summary;
-
-const REPORTS: [&str; 6] = [
-    "load_test.html",
-    "load_test.json",
-    "load_test_stats.csv",
-    "load_test_failures.csv",
-    "load_test_stats_history.csv",
-    "load_test_summary.json",
-];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn impossible_objective_breaches_and_still_writes_every_report() {

@@ -28,14 +28,7 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
 fn assert_no_leak(run: &Run, reports: &Path) {
     run.expect_code(0);
     let written = files(reports);
-    for name in [
-        "load_test.html",
-        "load_test.json",
-        "load_test_stats.csv",
-        "load_test_failures.csv",
-        "load_test_stats_history.csv",
-        "load_test_summary.json",
-    ] {
+    for name in crate::util::REPORTS {
         assert!(
             written.iter().any(|p| p.ends_with(name)),
             "{name} not written: {written:?}"

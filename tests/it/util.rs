@@ -285,6 +285,16 @@ fn read_lossy(path: &Path) -> String {
     String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
 }
 
+/// Every report a load test writes into its report directory.
+pub const REPORTS: [&str; 6] = [
+    "load_test.html",
+    "load_test.json",
+    "load_test_stats.csv",
+    "load_test_failures.csv",
+    "load_test_stats_history.csv",
+    "load_test_summary.json",
+];
+
 /// What one run of the binary printed and returned.
 pub struct Run {
     /// Exit code.
