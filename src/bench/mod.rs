@@ -11,8 +11,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use goose::client::GooseClientBuilder;
-use goose::config::GooseConfiguration;
 use goose::prelude::*;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +18,7 @@ use crate::config::{BenchSettings, Config};
 use crate::db::pool::{self, Session};
 use crate::db::target::{describe_pg_error, Target};
 use crate::db::Endpoints;
+use crate::load::attack;
 use crate::load::stats::StatsHub;
 use crate::load::users::{self, Request, Shared};
 use crate::workload::dataset::Dataset;
@@ -286,34 +285,17 @@ async fn measure(
 
 /// One Goose attack: `spec.users` users, each running `iterations` transactions, no think time.
 async fn goose_run(b: &Arc<BenchShared>, spec: &Spec, iterations: usize) -> Result<(), BenchError> {
-    let mut config = GooseConfiguration::default();
-    config.host = Some("pg://benchmark".into());
-    config.users = Some(spec.users);
+    let mut config = attack::config("pg://benchmark", spec.users);
     config.iterations = Some(iterations);
-    // All users at once: the concurrent benchmark means concurrent.
-    config.increase_rate = Some("1000".into());
-    config.no_print_metrics = true;
-    config.no_error_summary = true;
-    config.no_telnet = true;
-    config.quiet = 1;
-    let goose = |e: GooseError| BenchError::Goose(e.to_string());
     let op = spec.op;
     let shared = b.clone();
     let function: TransactionFunction = Arc::new(move |user| {
         let b = shared.clone();
         Box::pin(async move { bench_transaction(user, &b, op).await })
     });
-    let scenario = Scenario::new(spec.name)
-        .register_transaction(Transaction::new(function).set_name(op.name()));
-    GooseAttack::initialize_with_config(config)
-        .map_err(goose)?
-        .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())
-        .map_err(goose)?
-        .register_scenario(scenario)
-        .execute()
+    attack::run(config, spec.name, op.name(), function)
         .await
-        .map_err(goose)?;
-    Ok(())
+        .map_err(|e| BenchError::Goose(e.to_string()))
 }
 
 /// The timed operation; a search is kept to be judged after the run.

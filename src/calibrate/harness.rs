@@ -6,8 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use goose::client::GooseClientBuilder;
-use goose::config::GooseConfiguration;
 use goose::prelude::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -16,9 +14,9 @@ use tokio_postgres::{Client, Statement};
 
 use super::{CalibrateError, Params, SideResult};
 use crate::db::target::{ConnectError, Target};
+use crate::load::attack;
 use crate::load::overhead::self_cpu;
 use crate::load::stats::{Outcome, StatsHub};
-use crate::load::users::METHOD;
 use crate::workload::failure::Failure;
 use crate::workload::ops::Op;
 
@@ -134,34 +132,18 @@ async fn goose_run(
     clients: usize,
     duration: Duration,
 ) -> Result<(), CalibrateError> {
-    let mut config = GooseConfiguration::default();
-    config.host = Some("pg://calibrate".into());
-    config.users = Some(clients);
+    let mut config = attack::config("pg://calibrate", clients);
     // Goose's --run-time counts from the end of the ramp-up: all users start at once, so
     // the measured run is as long as pgbench's -T.
-    config.increase_rate = Some((clients * 100).max(1000).to_string());
     config.run_time = Some(duration.as_secs().max(1).to_string());
-    config.no_print_metrics = true;
-    config.no_error_summary = true;
-    config.no_telnet = true;
-    config.quiet = 1;
-    let goose = |e: GooseError| CalibrateError::Goose(e.to_string());
     let s = shared.clone();
     let function: TransactionFunction = Arc::new(move |user| {
         let s = s.clone();
         Box::pin(async move { transaction(user, &s).await })
     });
-    let scenario = Scenario::new("Calibrate")
-        .register_transaction(Transaction::new(function).set_name(shared.op.name()));
-    GooseAttack::initialize_with_config(config)
-        .map_err(goose)?
-        .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())
-        .map_err(goose)?
-        .register_scenario(scenario)
-        .execute()
+    attack::run(config, "Calibrate", shared.op.name(), function)
         .await
-        .map_err(goose)?;
-    Ok(())
+        .map_err(|e| CalibrateError::Goose(e.to_string()))
 }
 
 /// One timed execution, recorded as the load test records its operations.
@@ -204,26 +186,7 @@ async fn transaction(user: &mut GooseUser, shared: &Shared) -> TransactionResult
                 .map_err(|e| Failure::from_pg(&e));
         }
     }
-    shared.hub.record(index, shared.op, &outcome);
-    let failure = outcome.result.as_ref().err().map(Failure::label);
-    let reported = if outcome.latency.is_zero() {
-        outcome.pool_wait
-    } else {
-        outcome.latency
-    };
-    user.record_custom_request_duration(
-        METHOD,
-        shared.op.name(),
-        reported,
-        failure.is_none(),
-        None,
-        failure.as_deref(),
-    )
-    .await?;
-    match failure {
-        None => Ok(()),
-        Some(label) => Err(Box::new(TransactionError::Custom(label))),
-    }
+    crate::load::users::record(user, &shared.hub, index, shared.op, &outcome).await
 }
 
 /// Parameter values for one execution, in the types the prepared statement expects.

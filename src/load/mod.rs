@@ -1,5 +1,6 @@
 //! The Goose load test: pools, users, the history sampler, and the run itself.
 
+pub mod attack;
 pub mod overhead;
 pub mod stats;
 pub mod users;

@@ -272,10 +272,23 @@ pub(crate) async fn perform(
             });
         }
     }
-    shared.hub.record(index, op, &outcome);
     if let Some(metrics) = &shared.metrics {
         metrics.observe(&request, reader, op, &outcome, &hits);
     }
+    record(user, &shared.hub, index, op, &outcome).await?;
+    Ok((request, hits))
+}
+
+/// Records an outcome in our statistics and in Goose; a failure becomes the transaction's
+/// error (labelled by its class), so Goose counts the transaction as failed too.
+pub(crate) async fn record(
+    user: &mut GooseUser,
+    hub: &StatsHub,
+    index: usize,
+    op: Op,
+    outcome: &Outcome,
+) -> TransactionResult {
+    hub.record(index, op, outcome);
     let failure = outcome.result.as_ref().err().map(Failure::label);
     // A failed checkout never reached the server: Goose sees the time it waited.
     let reported = if outcome.latency.is_zero() {
@@ -293,7 +306,7 @@ pub(crate) async fn perform(
     )
     .await?;
     match failure {
-        None => Ok((request, hits)),
+        None => Ok(()),
         Some(label) => Err(Box::new(TransactionError::Custom(label))),
     }
 }
