@@ -2,14 +2,13 @@
 //! send a signal): its output is collected as it comes, so a test can wait for a line, and it
 //! is killed if it outlives its bound or the test.
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio::task::JoinHandle;
 
-use crate::util::{Run, BIN};
+use crate::util::Run;
 
 /// A running binary.
 pub struct Child {
@@ -38,20 +37,7 @@ impl Child {
     /// Spawns the binary with `args`, a clean PG*/DATABASE_URL/METRICS_PORT environment plus
     /// `env`.
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
-        let mut cmd = tokio::process::Command::new(BIN);
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("PG") || key == "DATABASE_URL" || key == "METRICS_PORT" {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.args(args)
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut cmd = crate::util::bin_command(args, env);
         let mut child = cmd.spawn().expect("spawn the binary");
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));

@@ -14,7 +14,7 @@ use pgvector_loadtest::report::summary::Summary;
 use tempfile::TempDir;
 
 use crate::child::Child;
-use crate::faults::Scraper;
+use crate::scrape::Scraper;
 use crate::util::{free_port, temp_dir, Run, REPORTS};
 
 /// A run of the binary on its own embedded server.
@@ -144,20 +144,21 @@ async fn interrupted(run: &Run, took: Duration, pid: i32) {
     assert_gone(pid).await;
 }
 
+/// Four users that reach steady state at once and would run a minute.
+const STEADY: &[&str] = &[
+    "--rows-per-namespace",
+    "500",
+    "--users",
+    "4",
+    "--hatch-rate",
+    "4",
+    "--run-time",
+    "60s",
+];
 #[tokio::test]
 async fn signal_in_steady_state_writes_reports_and_stops_the_server() {
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        let mut e = start(&[
-            "--rows-per-namespace",
-            "500",
-            "--users",
-            "4",
-            "--hatch-rate",
-            "4",
-            "--run-time",
-            "60s",
-        ])
-        .await;
+        let mut e = start(STEADY).await;
         let pid = e.postmaster().await;
         let scraper = e.scraper();
         scraper.wait_queries(30.0, &mut e.child).await;
@@ -245,17 +246,7 @@ async fn signal_while_seeding_stops_the_server_and_writes_nothing() {
 
 #[tokio::test]
 async fn second_signal_exits_at_once() {
-    let mut e = start(&[
-        "--rows-per-namespace",
-        "500",
-        "--users",
-        "4",
-        "--hatch-rate",
-        "4",
-        "--run-time",
-        "60s",
-    ])
-    .await;
+    let mut e = start(STEADY).await;
     let pid = e.postmaster().await;
     let stderr = e.child.stderr();
     let port: u16 = stderr

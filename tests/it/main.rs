@@ -20,6 +20,7 @@ mod ops;
 mod passfile;
 mod profile;
 mod schema;
+mod scrape;
 mod secrets;
 mod seed;
 mod tls;

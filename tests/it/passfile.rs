@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::child::Child;
-use crate::faults::http_get;
+use crate::scrape::http_get;
 use crate::util::{contains_bytes, free_port, run_bin, temp_dir, Pg, SMALL_DATA};
 
 const PASSWORD: &str = "Pa55:file/s3cret@x";

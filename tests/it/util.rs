@@ -347,9 +347,9 @@ impl Run {
     }
 }
 
-/// Runs the binary with `args`, a clean PG*/DATABASE_URL environment plus `env`, and kills it
-/// and panics if it has not exited within [`RUN_TIMEOUT`].
-pub async fn run_bin(args: &[&str], env: &[(&str, &str)]) -> Run {
+/// The binary with `args`, a clean PG*/DATABASE_URL/METRICS_PORT environment plus `env`,
+/// output piped, killed when dropped.
+pub fn bin_command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(BIN);
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
@@ -364,6 +364,13 @@ pub async fn run_bin(args: &[&str], env: &[(&str, &str)]) -> Run {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    cmd
+}
+
+/// Runs the binary with `args`, a clean PG*/DATABASE_URL environment plus `env`, and kills it
+/// and panics if it has not exited within [`RUN_TIMEOUT`].
+pub async fn run_bin(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = bin_command(args, env);
     let child = cmd.spawn().expect("spawn the binary");
     let output = match tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output()).await {
         Ok(output) => output.expect("wait for the binary"),

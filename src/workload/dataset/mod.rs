@@ -25,7 +25,10 @@ use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
+mod error;
 mod vectors_file;
+
+pub use error::DatasetError;
 
 /// Bumped whenever the generator changes the vectors it produces for a given
 /// spec, so that fingerprints of old and new data never match.
@@ -75,108 +78,6 @@ impl Default for DatasetSpec {
             skew: 0.0,
         }
     }
-}
-
-/// Why a data set could not be built or loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum DatasetError {
-    /// The spec has a zero or otherwise unusable parameter.
-    #[error("invalid dataset parameters: {0}")]
-    InvalidParameter(String),
-    /// The vector file does not exist.
-    #[error("vector file {path}: not found")]
-    Missing {
-        /// The file.
-        path: String,
-    },
-    /// The vector file could not be read.
-    #[error("vector file {path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// The file's extension is neither `.npy` nor `.fvecs`.
-    #[error("vector file {path}: unsupported format (expected a .npy or .fvecs file)")]
-    UnsupportedFormat {
-        /// The file.
-        path: String,
-    },
-    /// The file holds no vectors.
-    #[error("vector file {path}: empty (no vectors)")]
-    Empty {
-        /// The file.
-        path: String,
-    },
-    /// The file ends before the data its header or records announce.
-    #[error("vector file {path}: truncated (expected {expected} bytes, found {found})")]
-    Truncated {
-        /// The file.
-        path: String,
-        /// Bytes needed to hold what the file announces.
-        expected: u64,
-        /// Actual length of the file.
-        found: u64,
-    },
-    /// The vectors' dimension differs from the configured one.
-    #[error("vector file {path}: wrong dimension (file has {file_dim}, --dim is {expected})")]
-    WrongDimension {
-        /// The file.
-        path: String,
-        /// Dimension found in the file.
-        file_dim: usize,
-        /// Dimension of the spec.
-        expected: usize,
-    },
-    /// The `.npy` element type is not a float32/float64.
-    #[error("vector file {path}: unsupported dtype {dtype} (need float32 or float64)")]
-    UnsupportedDtype {
-        /// The file.
-        path: String,
-        /// The `descr` found in the header.
-        dtype: String,
-    },
-    /// The `.npy` array is not a 2-D matrix.
-    #[error("vector file {path}: array is not 2-D (shape {shape})")]
-    NotTwoD {
-        /// The file.
-        path: String,
-        /// The shape found in the header.
-        shape: String,
-    },
-    /// The file does not start with the `.npy` magic string.
-    #[error("vector file {path}: bad magic (not a .npy file)")]
-    BadMagic {
-        /// The file.
-        path: String,
-    },
-    /// The header or a record is malformed.
-    #[error("vector file {path}: malformed: {reason}")]
-    Malformed {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A vector has zero length (or non-finite values) and cannot be normalised.
-    #[error("vector file {path}: vector {index} is zero or not finite, cannot normalise")]
-    ZeroVector {
-        /// The file.
-        path: String,
-        /// Index of the vector in the file.
-        index: usize,
-    },
-    /// Fewer vectors than namespaces, which would leave namespaces empty.
-    #[error("vector file {path}: {vectors} vectors cannot fill {namespaces} namespaces")]
-    TooFewVectors {
-        /// The file.
-        path: String,
-        /// Vectors in the file.
-        vectors: usize,
-        /// Namespaces requested.
-        namespaces: usize,
-    },
 }
 
 /// Source of vectors: synthetic or loaded from a file.
