@@ -63,18 +63,7 @@ impl SideFigures {
     }
 }
 
-/// One of the targets, judged.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TargetCheck {
-    /// What is compared.
-    pub name: String,
-    /// The bound.
-    pub target: String,
-    /// The measured ratio.
-    pub measured: f64,
-    /// Whether the bound is met.
-    pub pass: bool,
-}
+pub use crate::bench::report::TargetCheck;
 
 /// One operation compared.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

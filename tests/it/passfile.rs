@@ -5,26 +5,12 @@
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 
 use crate::child::Child;
 use crate::scrape::http_get;
-use crate::util::{contains_bytes, free_port, run_bin, temp_dir, Pg, SMALL_DATA};
+use crate::util::{contains_bytes, files, free_port, run_bin, temp_dir, Pg, SMALL_DATA};
 
 const PASSWORD: &str = "Pa55:file/s3cret@x";
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
 
 fn assert_absent(what: &str, bytes: &[u8]) {
     for needle in [PASSWORD, "Pa55%3Afile", "s3cret"] {

@@ -4,25 +4,11 @@
 
 use std::path::Path;
 
-use crate::util::{contains_bytes, run_bin, temp_dir, Pg, Run, SMALL_DATA};
+use crate::util::{contains_bytes, files, run_bin, temp_dir, Pg, Run, SMALL_DATA};
 
 /// Has every character that needs escaping in a URL's userinfo.
 const PASSWORD: &str = "s3cr@t/p%ss:word";
 const ENCODED: &str = "s3cr%40t%2Fp%25ss%3Aword";
-
-/// Every file below `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
 
 /// Asserts the run succeeded, wrote its reports, and leaked the password nowhere.
 fn assert_no_leak(run: &Run, reports: &Path) {
