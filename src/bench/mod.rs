@@ -224,7 +224,11 @@ async fn measure(
     .map_err(db)?;
     let mut workload = config.workload.clone();
     workload.bulk_batch = settings.bulk_rows;
-    let make = |hub: Arc<StatsHub>| {
+    // The warm-up and the measured run insert new keys (one run id for both, distinct
+    // sequences) and search with different query streams, so the measured run neither rewrites
+    // warm-up rows nor replays warm-up queries from a warm cache.
+    let run_id = users::run_id();
+    let make = |hub: Arc<StatsHub>, stream: u64| {
         Arc::new(BenchShared {
             shared: Shared {
                 dataset: dataset.clone(),
@@ -232,7 +236,9 @@ async fn measure(
                 readers: vec![pool.clone()],
                 hub,
                 workload: workload.clone(),
-                insert_seq: AtomicU64::new(0),
+                insert_seq: AtomicU64::new(stream << 40),
+                run_id: run_id.clone(),
+                stream,
                 pin_namespace: false,
                 metrics: None,
             },
@@ -241,11 +247,11 @@ async fn measure(
     };
 
     if spec.warmup_per_user > 0 {
-        let warm = make(StatsHub::new(spec.users));
+        let warm = make(StatsHub::new(spec.users), 1);
         goose_run(&warm, spec, spec.warmup_per_user).await?;
     }
     let hub = StatsHub::new(spec.users);
-    let shared = make(hub.clone());
+    let shared = make(hub.clone(), 2);
     let total = (spec.users * spec.iterations_per_user) as u64;
     let stop = CancellationToken::new();
     let progress = tokio::spawn(report::progress(hub.clone(), spec.op, total, stop.clone()));

@@ -113,6 +113,8 @@ pub async fn run(
         hub: hub.clone(),
         workload: config.workload.clone(),
         insert_seq: AtomicU64::new(0),
+        run_id: users::run_id(),
+        stream: 0,
         pin_namespace: true,
         metrics,
     });

@@ -39,11 +39,42 @@ pub struct Shared {
     pub workload: Workload,
     /// Makes inserted keys unique across users.
     pub insert_seq: AtomicU64,
+    /// Makes inserted keys unique across runs (and across a benchmark's warm-up and measured
+    /// run), so an insert is always a new row, never an upsert of an earlier run's: see
+    /// [`run_id`].
+    pub run_id: String,
+    /// Mixed into every user's random seed, so two phases of one run (a benchmark's warm-up
+    /// and its measured run) draw different query streams.
+    pub stream: u64,
     /// Each user stays in its namespace (the load test); else every operation picks one at
     /// random (the benchmarks, whose single user must cover all namespaces).
     pub pin_namespace: bool,
     /// The Prometheus exporter's client-side series, when the sidecar runs.
     pub metrics: Option<Arc<crate::metrics::client::LoadMetrics>>,
+}
+
+/// A fresh identifier for one run's inserted keys: milliseconds since the epoch and the
+/// process id, in base 36 (short, sortable, distinct across reruns and concurrent runs).
+pub fn run_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    format!("{}{}", base36(ms), base36(std::process::id() as u64))
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ascii digits")
 }
 
 /// Per-user state, set in on_start. Goose needs it `Clone + Send + Sync`.
@@ -131,7 +162,9 @@ fn new_state(shared: &Shared, index: usize) -> UserState {
         namespace: index % shared.dataset.namespace_count(),
         reader: index % shared.readers.len().max(1),
         rng: SmallRng::seed_from_u64(
-            shared.workload.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            shared.workload.seed
+                ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ shared.stream.wrapping_mul(0xD1B5_4A32_D192_ED03),
         ),
     }
 }
@@ -210,7 +243,7 @@ fn plan(shared: &Shared, state: &mut UserState, op: Op) -> Request {
                     let seq = shared.insert_seq.fetch_add(1, Ordering::Relaxed);
                     NewRow {
                         namespace: ds.namespace_name(ns),
-                        key: format!("lt_{}_{seq}", state.index),
+                        key: format!("lt_{}_{}_{seq}", shared.run_id, state.index),
                         value: format!("load-test memory {seq} of user {}", state.index),
                         embedding: Vector::from(ds.query_vector(ns, &mut state.rng)),
                     }
