@@ -240,6 +240,7 @@ async fn measure(
                 run_id: run_id.clone(),
                 stream,
                 pin_namespace: false,
+                started: Default::default(),
                 metrics: None,
             },
             searched: Mutex::new(Vec::new()),
@@ -345,10 +346,10 @@ async fn judge(
                     }
                     _ => return Ok(1.0),
                 };
-                let mut conn = pool
-                    .get()
+                let (mut conn, _) = pool
+                    .checkout()
                     .await
-                    .map_err(|e| BenchError::Db(format!("ground truth: {e:?}")))?;
+                    .map_err(|e| BenchError::Db(format!("ground truth: {e}")))?;
                 let truth = recall::exact_top_k(&mut conn.client, scope, query, k as i64)
                     .await
                     .map_err(|e| {

@@ -2,9 +2,12 @@
 //! workload's prepared statements, and every checkout is timed so pool wait is reported apart
 //! from query time.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
 use tokio_postgres::Client;
 
 use super::target::{ConnectError, Target};
@@ -72,11 +75,64 @@ impl Session {
     }
 }
 
-/// A pool of prepared connections to one endpoint.
-pub type Pool = bb8::Pool<Manager>;
+/// A pool of prepared connections to one endpoint, with what bb8 does not keep: the most
+/// connections ever in use at once, and the failures of connects bb8 opened in the background.
+#[derive(Clone)]
+pub struct Pool {
+    inner: bb8::Pool<Manager>,
+    watch: Arc<Watch>,
+}
 
-/// Builds a pool of up to `size` connections; connections open lazily, so a slow server does
-/// not delay the start, but one is opened now to fail fast on a bad endpoint.
+/// Shared between the pool's handles and its error sink.
+#[derive(Debug, Default)]
+struct Watch {
+    peak_in_use: AtomicU32,
+    // Connects that failed, each with when it failed; each is handed to one waiting checkout.
+    failed_connects: Mutex<VecDeque<(Instant, Failure)>>,
+    connect_failed: Notify,
+}
+
+/// bb8's error sink: a background connect failed. bb8 never hands that error to the `get()`
+/// that waits for the connection, which would wait out the whole checkout timeout; an endpoint
+/// that is down (a restarting primary or replica) must fail fast as `connection_lost`, not
+/// hang for `--pool-timeout` and be reported as `pool_timeout`.
+#[derive(Debug, Clone)]
+struct Sink(Arc<Watch>);
+
+impl bb8::ErrorSink<ConnectError> for Sink {
+    fn sink(&self, error: ConnectError) {
+        let failure = connect_failure(error);
+        let mut failed = self.0.failed_connects.lock().unwrap_or_else(|p| p.into_inner());
+        // Nobody may be waiting (the checkout that asked for it timed out): keep a few only.
+        if failed.len() >= 64 {
+            failed.pop_front();
+        }
+        failed.push_back((Instant::now(), failure));
+        drop(failed);
+        self.0.connect_failed.notify_waiters();
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<ConnectError>> {
+        Box::new(self.clone())
+    }
+}
+
+impl Watch {
+    /// One connect failure that happened after `since`, if any; older ones are dropped.
+    fn take_failure(&self, since: Instant) -> Option<Failure> {
+        let mut failed = self.failed_connects.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((at, failure)) = failed.pop_front() {
+            if at >= since {
+                return Some(failure);
+            }
+        }
+        None
+    }
+}
+
+/// Builds a pool of up to `size` connections. bb8 opens connections when checkouts find none
+/// idle, so a slow server does not delay the start; one is opened now, to fail fast (with the
+/// real error, not a pool timeout) on a bad endpoint, and kept.
 pub async fn build(
     target: &Target,
     session: &Session,
@@ -87,72 +143,72 @@ pub async fn build(
         target: target.clone(),
         session_sql: session.sql(),
     };
-    let pool = bb8::Pool::builder()
+    let watch = Arc::new(Watch::default());
+    let inner = bb8::Pool::builder()
         .max_size(size.max(1))
         .min_idle(Some(0))
         .connection_timeout(checkout_timeout)
         .test_on_check_out(false)
-        // Without this, bb8 retries a refused connect until the checkout times out. Even so,
-        // bb8 never hands a failed connect to the waiting `get()`: see [`checkout`].
+        // Without this, bb8 retries a refused connect until the checkout times out; with it,
+        // the failure reaches our sink and, through it, a waiting checkout.
         .retry_connection(false)
+        .error_sink(Box::new(Sink(watch.clone())))
         .build_unchecked(manager);
-    // Fail fast (with the real error, not a pool timeout) when the endpoint is unusable.
-    let first = pool.dedicated_connection().await?;
-    drop(first);
-    Ok(pool)
+    let first = inner.dedicated_connection().await?;
+    let _ = inner.add(first);
+    Ok(Pool { inner, watch })
 }
 
-/// Checks a connection out, returning it with the time spent waiting.
-///
-/// When no connection is idle and the pool may grow, the new connection is opened here rather
-/// than by bb8: bb8 sends a failed background connect to its error sink, never to the waiting
-/// `get()`, which then waits out the whole checkout timeout. An endpoint that is down (a
-/// restarting primary or replica) must fail fast as `connection_lost`, not hang for
-/// `--pool-timeout` and be reported as `pool_timeout`.
-pub async fn checkout(
-    pool: &Pool,
-) -> Result<(bb8::PooledConnection<'_, Manager>, Duration), Failure> {
-    let started = Instant::now();
-    let state = pool.state();
-    if state.idle_connections == 0 {
-        if let Some(_opening) = Opening::reserve(state.connections, pool.config().max_size) {
-            match pool.dedicated_connection().await {
-                // Someone else may take it first; then get() waits as usual.
-                Ok(conn) => drop(pool.add(conn)),
-                Err(e) => return Err(connect_failure(e)),
+impl Pool {
+    /// Connections open and idle now.
+    pub fn state(&self) -> bb8::State {
+        self.inner.state()
+    }
+
+    /// Most connections the pool may open.
+    pub fn max_size(&self) -> u32 {
+        self.inner.config().max_size
+    }
+
+    /// Most connections in use at once so far (taken at every checkout, so no spike is
+    /// missed between samples).
+    pub fn peak_in_use(&self) -> u32 {
+        self.watch.peak_in_use.load(Ordering::Relaxed)
+    }
+
+    /// Checks a connection out, returning it with the time spent waiting.
+    ///
+    /// Connections are opened only by bb8, never beside it, so the pool never opens one more
+    /// than it keeps: a steady-state run opens no connection once the pool holds what the
+    /// load needs. A background connect that fails while we wait fails this checkout at once
+    /// (each failure fails one waiting checkout), as the connect it was would have.
+    pub async fn checkout(
+        &self,
+    ) -> Result<(bb8::PooledConnection<'_, Manager>, Duration), Failure> {
+        let started = Instant::now();
+        let get = self.inner.get();
+        tokio::pin!(get);
+        let conn = loop {
+            let failed = self.watch.connect_failed.notified();
+            tokio::select! {
+                got = &mut get => break got,
+                _ = failed => {
+                    if let Some(failure) = self.watch.take_failure(started) {
+                        return Err(failure);
+                    }
+                }
             }
+        };
+        match conn {
+            Ok(conn) => {
+                let state = self.inner.state();
+                let in_use = state.connections.saturating_sub(state.idle_connections);
+                self.watch.peak_in_use.fetch_max(in_use, Ordering::Relaxed);
+                Ok((conn, started.elapsed()))
+            }
+            Err(bb8::RunError::TimedOut) => Err(Failure::PoolTimeout),
+            Err(bb8::RunError::User(e)) => Err(connect_failure(e)),
         }
-    }
-    match pool.get().await {
-        Ok(conn) => Ok((conn, started.elapsed())),
-        Err(bb8::RunError::TimedOut) => Err(Failure::PoolTimeout),
-        Err(bb8::RunError::User(e)) => Err(connect_failure(e)),
-    }
-}
-
-/// Connections [`checkout`] is opening right now (all pools together), so that 1000 users
-/// starting at once open no more than a pool can hold: each surplus connect costs the server a
-/// backend and us CPU and memory, and beyond `max_connections` fails as `sqlstate_53`.
-static OPENING: AtomicU32 = AtomicU32::new(0);
-
-/// One reserved connect, released on drop (also when the checkout is cancelled).
-struct Opening;
-
-impl Opening {
-    fn reserve(connections: u32, max: u32) -> Option<Opening> {
-        let opening = OPENING.fetch_add(1, Ordering::AcqRel);
-        if connections + opening < max {
-            Some(Opening)
-        } else {
-            OPENING.fetch_sub(1, Ordering::AcqRel);
-            None
-        }
-    }
-}
-
-impl Drop for Opening {
-    fn drop(&mut self) {
-        OPENING.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

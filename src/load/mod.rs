@@ -2,6 +2,7 @@
 
 pub mod attack;
 pub mod overhead;
+pub mod staged;
 pub mod stats;
 pub mod users;
 pub mod watch;
@@ -29,7 +30,7 @@ pub struct LoadResult {
     pub snapshot: Snapshot,
     /// Once-a-second samples.
     pub history: Vec<HistorySample>,
-    /// Wall-clock time of the load phase.
+    /// Wall-clock time of the load phase: first operation's start to last one's end.
     pub elapsed: Duration,
     /// Most users at once (from Goose).
     pub max_users: usize,
@@ -116,11 +117,14 @@ pub async fn run(
         run_id: users::run_id(),
         stream: 0,
         pin_namespace: true,
+        started: Default::default(),
         metrics,
     });
 
     let goose_err = |e: GooseError| LoadError::Goose(e.to_string());
-    let mut attack = GooseAttack::initialize_with_config(config.goose.clone())
+    let mut goose = config.goose.clone();
+    let staged = staged::Staged::stage(&mut goose.report_file);
+    let mut attack = GooseAttack::initialize_with_config(goose)
         .map_err(goose_err)?
         // One shared HTTP client: Goose would otherwise build one per user (~150 MB at 1000).
         .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())
@@ -147,7 +151,15 @@ pub async fn run(
     let cpu_before = overhead::self_cpu();
     let outcome = attack.execute().await;
     let cpu = overhead::self_cpu().saturating_sub(cpu_before);
-    let elapsed = started.elapsed();
+    let wall = started.elapsed();
+    if let Err(e) = staged.commit() {
+        log::warn!("moving Goose's reports into place: {e}");
+    }
+    // Rates are per second of the load phase (first operation's start to last one's end),
+    // not of execute(), which also holds Goose's start-up, its report writing and, with
+    // --dashboard, the wait for Ctrl-C.
+    let span = hub.active_span();
+    let elapsed = if span.is_zero() { wall } else { span };
     stop_sampler.cancel();
     let history = sampler.await.unwrap_or_default();
     let server = watcher.await.unwrap_or_default();
@@ -174,7 +186,7 @@ pub async fn run(
     let snapshot = hub.snapshot();
     let overhead = overhead::Overhead::measure(
         cpu,
-        elapsed,
+        wall,
         snapshot.aggregated().count(),
         config.goose.throttle_requests,
         &history,

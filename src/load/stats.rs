@@ -1,5 +1,6 @@
 //! Our own measurements, in microseconds, beside Goose's: per-operation HDR histograms of
-//! latency and pool wait, row counts, short result sets and failures by class.
+//! response time (pool wait + query: what the application sees), service time (the query
+//! alone) and pool wait, row and byte counts, short result sets and failures by class.
 //!
 //! Users record into shards chosen by user index, so a shard's lock is only ever contended by
 //! the once-a-second history sampler; the hot path never waits on another user.
@@ -24,21 +25,77 @@ fn histogram() -> Histogram<u64> {
 /// What one operation did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// Time spent waiting for a pool connection.
+    /// Time spent waiting for a pool connection (the whole attempt when none came).
     pub pool_wait: Duration,
-    /// Time the query took (after the connection was in hand).
-    pub latency: Duration,
+    /// Service time: the query alone, after the connection was in hand; `None` when the
+    /// operation never reached the server (no connection).
+    pub service: Option<Duration>,
     /// Rows returned or written, or why it failed.
     pub result: Result<u64, Failure>,
     /// For searches: fewer than k rows came back.
     pub short: bool,
+    /// Bytes of the result rows received (column values as sent on the wire).
+    pub bytes: u64,
+}
+
+impl Outcome {
+    /// An operation that never reached the server: no connection came within `waited`.
+    pub fn not_served(waited: Duration, failure: Failure) -> Outcome {
+        Outcome {
+            pool_wait: waited,
+            service: None,
+            result: Err(failure),
+            short: false,
+            bytes: 0,
+        }
+    }
+
+    /// Response time: what the caller of the database saw, pool wait + query. A failed
+    /// operation has one too.
+    pub fn response(&self) -> Duration {
+        self.pool_wait + self.service.unwrap_or_default()
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().clamp(1, MAX_MICROS as u128) as u64
+}
+
+/// When a failure class was counted, and how often.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureCount {
+    /// Occurrences.
+    pub count: u64,
+    /// Unix time of the first, seconds.
+    pub first_seen: u64,
+    /// Unix time of the last, seconds.
+    pub last_seen: u64,
+}
+
+impl FailureCount {
+    fn merge(&mut self, other: &FailureCount) {
+        self.count += other.count;
+        self.first_seen = self.first_seen.min(other.first_seen);
+        self.last_seen = self.last_seen.max(other.last_seen);
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Statistics of one operation (or of all of them, aggregated).
 #[derive(Debug, Clone)]
 pub struct OpStats {
-    /// Latency of every attempt, failed ones included (as Locust counts them), µs.
+    /// Response time (pool wait + query) of every attempt, failed ones included (as Locust
+    /// counts them), µs: the headline latency of every report.
     pub latency: Histogram<u64>,
+    /// Service time (the query alone) of every attempt that reached the server, µs.
+    pub service: Histogram<u64>,
     /// Pool wait of every attempt, µs.
     pub pool_wait: Histogram<u64>,
     /// Attempts that succeeded.
@@ -51,20 +108,24 @@ pub struct OpStats {
     pub short: u64,
     /// Successful attempts that returned no row at all.
     pub empty: u64,
+    /// Bytes of result rows received, all attempts.
+    pub bytes: u64,
     /// Failures by class label.
-    pub failures: BTreeMap<String, u64>,
+    pub failures: BTreeMap<String, FailureCount>,
 }
 
 impl Default for OpStats {
     fn default() -> Self {
         OpStats {
             latency: histogram(),
+            service: histogram(),
             pool_wait: histogram(),
             ok: 0,
             failed: 0,
             rows: 0,
             short: 0,
             empty: 0,
+            bytes: 0,
             failures: BTreeMap::new(),
         }
     }
@@ -76,11 +137,26 @@ impl OpStats {
         self.ok + self.failed
     }
 
+    /// Mean bytes of result rows per attempt (Locust's "Average Content Size").
+    pub fn mean_bytes(&self) -> f64 {
+        self.bytes as f64 / self.count().max(1) as f64
+    }
+
+    /// Failure counts by class, without the times.
+    pub fn failure_counts(&self) -> BTreeMap<String, u64> {
+        self.failures
+            .iter()
+            .map(|(k, v)| (k.clone(), v.count))
+            .collect()
+    }
+
     fn record(&mut self, outcome: &Outcome) {
-        self.latency
-            .saturating_record(outcome.latency.as_micros().clamp(1, MAX_MICROS as u128) as u64);
-        self.pool_wait
-            .saturating_record(outcome.pool_wait.as_micros().clamp(1, MAX_MICROS as u128) as u64);
+        self.latency.saturating_record(micros(outcome.response()));
+        if let Some(service) = outcome.service {
+            self.service.saturating_record(micros(service));
+        }
+        self.pool_wait.saturating_record(micros(outcome.pool_wait));
+        self.bytes += outcome.bytes;
         match &outcome.result {
             Ok(rows) => {
                 self.ok += 1;
@@ -90,7 +166,16 @@ impl OpStats {
             }
             Err(failure) => {
                 self.failed += 1;
-                *self.failures.entry(failure.label()).or_default() += 1;
+                let now = unix_now();
+                let seen = FailureCount {
+                    count: 1,
+                    first_seen: now,
+                    last_seen: now,
+                };
+                self.failures
+                    .entry(failure.label())
+                    .and_modify(|f| f.merge(&seen))
+                    .or_insert(seen);
             }
         }
     }
@@ -100,6 +185,9 @@ impl OpStats {
         self.latency
             .add(&other.latency)
             .expect("same histogram bounds");
+        self.service
+            .add(&other.service)
+            .expect("same histogram bounds");
         self.pool_wait
             .add(&other.pool_wait)
             .expect("same histogram bounds");
@@ -108,8 +196,12 @@ impl OpStats {
         self.rows += other.rows;
         self.short += other.short;
         self.empty += other.empty;
+        self.bytes += other.bytes;
         for (k, v) in &other.failures {
-            *self.failures.entry(k.clone()).or_default() += v;
+            self.failures
+                .entry(k.clone())
+                .and_modify(|f| f.merge(v))
+                .or_insert(*v);
         }
     }
 
@@ -118,16 +210,20 @@ impl OpStats {
         let mut latency = self.latency.clone();
         // Histograms only grow, so the subtraction cannot underflow.
         let _ = latency.subtract(&earlier.latency);
+        let mut service = self.service.clone();
+        let _ = service.subtract(&earlier.service);
         let mut pool_wait = self.pool_wait.clone();
         let _ = pool_wait.subtract(&earlier.pool_wait);
         OpStats {
             latency,
+            service,
             pool_wait,
             ok: self.ok - earlier.ok,
             failed: self.failed - earlier.failed,
             rows: self.rows - earlier.rows,
             short: self.short - earlier.short,
             empty: self.empty - earlier.empty,
+            bytes: self.bytes - earlier.bytes,
             failures: BTreeMap::new(),
         }
     }
@@ -189,6 +285,8 @@ pub struct HistoryRow {
     pub total_min: u64,
     /// Maximum since the start, µs.
     pub total_max: u64,
+    /// Mean bytes of result rows per attempt since the start.
+    pub total_mean_bytes: f64,
 }
 
 impl HistoryRow {
@@ -209,6 +307,7 @@ impl HistoryRow {
             total_mean: t.mean(),
             total_min: if t.is_empty() { 0 } else { t.min() },
             total_max: t.max(),
+            total_mean_bytes: total.mean_bytes(),
         }
     }
 }
@@ -258,7 +357,7 @@ impl StatsHub {
     /// Records one operation from user `user`.
     pub fn record(&self, user: usize, op: Op, outcome: &Outcome) {
         let end = self.started.elapsed();
-        let start = end.saturating_sub(outcome.pool_wait + outcome.latency);
+        let start = end.saturating_sub(outcome.response());
         self.first_start_us
             .fetch_min(start.as_micros() as u64, Ordering::Relaxed);
         self.last_end_us
@@ -345,10 +444,7 @@ pub async fn sample_history(
             HistoryRow::new(&interval.aggregated(), &now.aggregated()),
         ));
         samples.push(HistorySample {
-            unix_time: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            unix_time: unix_now(),
             users: hub.users(),
             interval: previous_at.elapsed(),
             rows,
@@ -368,9 +464,10 @@ mod tests {
     fn outcome(ms: u64, result: Result<u64, Failure>) -> Outcome {
         Outcome {
             pool_wait: Duration::from_micros(5),
-            latency: Duration::from_millis(ms),
+            service: Some(Duration::from_millis(ms)),
             result,
             short: false,
+            bytes: 0,
         }
     }
 
@@ -383,10 +480,33 @@ mod tests {
         let snap = hub.snapshot();
         let s = snap.op(Op::Retrieve);
         assert_eq!((s.ok, s.failed, s.rows, s.empty), (2, 1, 1, 1));
-        assert_eq!(s.failures.get("pool_timeout"), Some(&1));
+        assert_eq!(s.failure_counts().get("pool_timeout"), Some(&1));
         assert_eq!(s.latency.len(), 3);
         assert!((s.latency.max() as i64 - 8000).abs() < 10);
         assert_eq!(snap.aggregated().count(), 3);
+    }
+
+    #[test]
+    fn a_pool_timeout_has_its_wait_as_response_time_and_no_service_time() {
+        let hub = StatsHub::new(1);
+        let timed_out = Outcome {
+            pool_wait: Duration::from_secs(2),
+            service: None,
+            result: Err(Failure::PoolTimeout),
+            short: false,
+            bytes: 0,
+        };
+        hub.record(0, Op::Retrieve, &timed_out);
+        hub.record(0, Op::Retrieve, &outcome(3, Ok(1)));
+        let snap = hub.snapshot();
+        let s = snap.op(Op::Retrieve);
+        assert_eq!(s.latency.len(), 2);
+        assert!((s.latency.max() as i64 - 2_000_000).abs() < 2_000);
+        // The successful one: 5 µs wait + 3 ms query.
+        assert!((s.latency.min() as i64 - 3_005).abs() < 5);
+        assert_eq!(s.service.len(), 1);
+        assert!((s.service.max() as i64 - 3_000).abs() < 5);
+        assert_eq!(s.pool_wait.len(), 2);
     }
 
     #[test]

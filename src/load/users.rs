@@ -5,7 +5,7 @@
 //! Every operation is timed here in microseconds, recorded in Goose with
 //! `record_custom_request_duration` and in our [`StatsHub`]; pool wait is timed apart.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 
 use super::stats::{Outcome, StatsHub};
 use crate::config::Workload;
-use crate::db::pool::{checkout, Pool};
+use crate::db::pool::Pool;
 use crate::workload::dataset::Dataset;
 use crate::workload::failure::Failure;
 use crate::workload::ops::{self, Hit, NewRow, Op};
@@ -49,6 +49,9 @@ pub struct Shared {
     /// Each user stays in its namespace (the load test); else every operation picks one at
     /// random (the benchmarks, whose single user must cover all namespaces).
     pub pin_namespace: bool,
+    /// Users started so far, per scenario (search, bulk): the namespaces are dealt round-robin
+    /// within each scenario, so every namespace gets its share of every kind of user.
+    pub started: [AtomicUsize; 2],
     /// The Prometheus exporter's client-side series, when the sidecar runs.
     pub metrics: Option<Arc<crate::metrics::client::LoadMetrics>>,
 }
@@ -86,13 +89,18 @@ pub(crate) struct UserState {
     rng: SmallRng,
 }
 
-fn transaction(shared: &Arc<Shared>, op: Option<Op>) -> Transaction {
+/// The scenarios, as indexes into [`Shared::started`].
+const SEARCH: usize = 0;
+const BULK: usize = 1;
+
+/// A transaction running `op`, or with `op` None the on_start of a user of `scenario`.
+fn transaction(shared: &Arc<Shared>, scenario: usize, op: Option<Op>) -> Transaction {
     let shared = shared.clone();
     let function: TransactionFunction = Arc::new(move |user| {
         let shared = shared.clone();
         Box::pin(async move {
             match op {
-                None => start_user(user, &shared),
+                None => start_user(user, &shared, scenario),
                 Some(op) => run(user, &shared, op).await,
             }
         })
@@ -131,7 +139,7 @@ pub fn scenarios(shared: &Arc<Shared>) -> Result<Vec<Scenario>, GooseError> {
     let mut search = scenario!("VectorSearchUser")
         .set_weight(search_weight)?
         .set_wait_time(Duration::from_millis(100), Duration::from_millis(500))?
-        .register_transaction(transaction(shared, None))
+        .register_transaction(transaction(shared, SEARCH, None))
         .register_transaction(stop_transaction(shared));
     for (op, weight) in [
         (Op::SingleShardSearch, 10),
@@ -139,7 +147,8 @@ pub fn scenarios(shared: &Arc<Shared>) -> Result<Vec<Scenario>, GooseError> {
         (Op::Retrieve, 2),
         (Op::Insert, 1),
     ] {
-        search = search.register_transaction(transaction(shared, Some(op)).set_weight(weight)?);
+        search =
+            search.register_transaction(transaction(shared, SEARCH, Some(op)).set_weight(weight)?);
     }
     let mut all = vec![search];
     if bulk_weight > 0 {
@@ -147,19 +156,21 @@ pub fn scenarios(shared: &Arc<Shared>) -> Result<Vec<Scenario>, GooseError> {
             scenario!("BulkInsertUser")
                 .set_weight(bulk_weight)?
                 .set_wait_time(Duration::from_secs(5), Duration::from_secs(10))?
-                .register_transaction(transaction(shared, None))
+                .register_transaction(transaction(shared, BULK, None))
                 .register_transaction(stop_transaction(shared))
-                .register_transaction(transaction(shared, Some(Op::BulkInsert))),
+                .register_transaction(transaction(shared, BULK, Some(Op::BulkInsert))),
         );
     }
     Ok(all)
 }
 
-fn new_state(shared: &Shared, index: usize) -> UserState {
+/// State of user `index` (Goose's, unique across scenarios), which is the `nth` user of its
+/// scenario.
+fn new_state(shared: &Shared, index: usize, nth: usize) -> UserState {
     // A stable namespace per user, as an agent's memories live in its own namespace.
     UserState {
         index,
-        namespace: index % shared.dataset.namespace_count(),
+        namespace: nth % shared.dataset.namespace_count(),
         reader: index % shared.readers.len().max(1),
         rng: SmallRng::seed_from_u64(
             shared.workload.seed
@@ -169,8 +180,9 @@ fn new_state(shared: &Shared, index: usize) -> UserState {
     }
 }
 
-fn start_user(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
-    let state = new_state(shared, user.weighted_users_index);
+fn start_user(user: &mut GooseUser, shared: &Shared, scenario: usize) -> TransactionResult {
+    let nth = shared.started[scenario].fetch_add(1, Ordering::Relaxed);
+    let state = new_state(shared, user.weighted_users_index, nth);
     user.set_session_data(state);
     shared.hub.user_started();
     Ok(())
@@ -266,7 +278,7 @@ pub(crate) async fn perform(
     op: Op,
 ) -> Result<(Request, Vec<Hit>), Box<TransactionError>> {
     if user.get_session_data::<UserState>().is_none() {
-        let state = new_state(shared, user.weighted_users_index);
+        let state = new_state(shared, user.weighted_users_index, user.weighted_users_index);
         user.set_session_data(state);
     }
     let state = user.get_session_data_unchecked_mut::<UserState>();
@@ -280,31 +292,31 @@ pub(crate) async fn perform(
         Op::Insert | Op::BulkInsert => &shared.writer,
         _ => &shared.readers[reader],
     };
-    let mut outcome = Outcome {
-        pool_wait: Duration::ZERO,
-        latency: Duration::ZERO,
-        result: Ok(0),
-        short: false,
-    };
     let mut hits = Vec::new();
     let waited = Instant::now();
-    match checkout(pool).await {
-        Err(failure) => {
-            outcome.pool_wait = waited.elapsed();
-            outcome.result = Err(failure);
-        }
+    let outcome = match pool.checkout().await {
+        Err(failure) => Outcome::not_served(waited.elapsed(), failure),
         Ok((conn, wait)) => {
-            outcome.pool_wait = wait;
             let started = Instant::now();
             let result = execute(&conn, &request, shared).await;
-            outcome.latency = started.elapsed();
-            outcome.result = result.map(|(rows, short, found)| {
-                outcome.short = short;
-                hits = found;
-                rows
-            });
+            let service = started.elapsed();
+            drop(conn);
+            let (result, short, bytes) = match result {
+                Ok(done) => {
+                    hits = done.hits;
+                    (Ok(done.rows), done.short, done.bytes)
+                }
+                Err(failure) => (Err(failure), false, 0),
+            };
+            Outcome {
+                pool_wait: wait,
+                service: Some(service),
+                result,
+                short,
+                bytes,
+            }
         }
-    }
+    };
     if let Some(metrics) = &shared.metrics {
         metrics.observe(&request, reader, op, &outcome, &hits);
     }
@@ -323,16 +335,11 @@ pub(crate) async fn record(
 ) -> TransactionResult {
     hub.record(index, op, outcome);
     let failure = outcome.result.as_ref().err().map(Failure::label);
-    // A failed checkout never reached the server: Goose sees the time it waited.
-    let reported = if outcome.latency.is_zero() {
-        outcome.pool_wait
-    } else {
-        outcome.latency
-    };
+    // Goose's figures are response times like ours: pool wait included, failures too.
     user.record_custom_request_duration(
         METHOD,
         op.name(),
-        reported,
+        outcome.response(),
         failure.is_none(),
         None,
         failure.as_deref(),
@@ -344,35 +351,52 @@ pub(crate) async fn record(
     }
 }
 
-/// Runs the request; returns rows, whether a search came back short of k, and the hits.
+/// What a request got back.
+struct Done {
+    rows: u64,
+    short: bool,
+    bytes: u64,
+    hits: Vec<Hit>,
+}
+
+/// Runs the request; returns rows, whether a search came back short of k, bytes and hits.
 async fn execute(
     conn: &crate::db::pool::Conn,
     request: &Request,
     shared: &Shared,
-) -> Result<(u64, bool, Vec<Hit>), Failure> {
+) -> Result<Done, Failure> {
     let w = &shared.workload;
     let (c, s) = (&conn.client, &conn.stmts);
-    let searched = |hits: Vec<Hit>, k: u32| (hits.len() as u64, hits.len() < k as usize, hits);
+    let searched = |(hits, bytes): (Vec<Hit>, u64), k: u32| Done {
+        rows: hits.len() as u64,
+        short: hits.len() < k as usize,
+        bytes,
+        hits,
+    };
+    let other = |rows: u64, bytes: u64| Done {
+        rows,
+        short: false,
+        bytes,
+        hits: Vec::new(),
+    };
     let result = match request {
         Request::Single { namespace, query } => {
             ops::search_single(c, s, namespace, query, w.k as i64, w.min_similarity)
                 .await
-                .map(|hits| searched(hits, w.k))
+                .map(|found| searched(found, w.k))
         }
         Request::Cross { namespaces, query } => {
             ops::search_cross(c, s, namespaces, query, w.cross_k as i64)
                 .await
-                .map(|hits| searched(hits, w.cross_k))
+                .map(|found| searched(found, w.cross_k))
         }
         Request::Retrieve { namespace, key } => ops::retrieve(c, s, namespace, key)
             .await
-            .map(|n| (n, false, Vec::new())),
+            .map(|(rows, bytes)| other(rows, bytes)),
         Request::Write(rows) if rows.len() == 1 => ops::insert(c, s, &rows[0])
             .await
-            .map(|n| (n, false, Vec::new())),
-        Request::Write(rows) => ops::bulk_insert(c, s, rows)
-            .await
-            .map(|n| (n, false, Vec::new())),
+            .map(|n| other(n, 0)),
+        Request::Write(rows) => ops::bulk_insert(c, s, rows).await.map(|n| other(n, 0)),
     };
     result.map_err(|e| Failure::from_pg(&e))
 }

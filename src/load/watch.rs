@@ -16,8 +16,8 @@ const BLOCKS: &str =
 const LAG: &str = "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8, count(*) \
      FROM pg_stat_replication";
 
-/// Samples pool usage and replication lag every second until `stop`, and the cache counters
-/// at both ends.
+/// Samples replication lag every second until `stop`, the cache counters at both ends, and
+/// the pools' peak usage at the end.
 pub async fn watch(
     primary: Target,
     pools: Vec<Pool>,
@@ -31,12 +31,7 @@ pub async fn watch(
         None => None,
     };
     let mut figures = ServerFigures::default();
-    let mut peak_in_use = 0u32;
     loop {
-        for pool in &pools {
-            let state = pool.state();
-            peak_in_use = peak_in_use.max(state.connections - state.idle_connections);
-        }
         if let Some(c) = &client {
             if let Ok(row) = c.query_one(LAG, &[]).await {
                 let (lag, replicas): (f64, i64) = (row.get(0), row.get(1));
@@ -51,6 +46,8 @@ pub async fn watch(
             _ = stop.cancelled() => break,
         }
     }
+    // Pools track their peak at every checkout: a one-second sample would miss spikes.
+    let peak_in_use = pools.iter().map(Pool::peak_in_use).max().unwrap_or(0);
     figures.pool_usage_pct = Some(peak_in_use as f64 * 100.0 / pool_size.max(1) as f64);
     if let (Some(c), Some((hit0, read0))) = (&client, before) {
         if let Ok((hit1, read1)) = c.query_one(BLOCKS, &[]).await.map(blocks) {

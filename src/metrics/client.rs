@@ -2,7 +2,7 @@
 //!
 //! | Series | Type | Labels |
 //! | --- | --- | --- |
-//! | `vector_search_duration_seconds` | histogram, 0.25 ms … 10 s | `namespace`, `operation` |
+//! | `vector_search_duration_seconds` | histogram of response time (pool wait + query, failures included), 0.25 ms … 10 s | `namespace`, `operation` |
 //! | `vector_search_queries_total` | counter (attempts, failed ones included) | `namespace`, `operation` |
 //! | `vector_search_results_total` | counter (rows returned or written) | `namespace`, `operation` |
 //! | `vector_search_errors_total` | counter | `namespace`, `operation`, `error_type` |
@@ -85,7 +85,7 @@ impl ClientMetrics {
             duration: HistogramVec::new(
                 HistogramOpts::new(
                     "vector_search_duration_seconds",
-                    "Time of each operation sent to the server, pool wait excluded",
+                    "Response time of each operation: pool wait + query, failed attempts included",
                 )
                 .buckets(LATENCY_BUCKETS.to_vec()),
                 &by_op,
@@ -274,10 +274,8 @@ impl Bound {
 
 fn record_into(h: &OpHandles, m: &ClientMetrics, namespace: &str, op: Op, outcome: &Outcome) {
     h.queries.inc();
-    // A failed checkout never reached the server: it has no query time to observe.
-    if !outcome.latency.is_zero() || outcome.result.is_ok() {
-        h.duration.observe(outcome.latency.as_secs_f64());
-    }
+    // Response time, as every report has it: pool wait included, failures too.
+    h.duration.observe(outcome.response().as_secs_f64());
     match &outcome.result {
         Ok(rows) => h.results.inc_by(*rows),
         Err(failure) => match FIXED_FAILURES.iter().position(|f| f == failure) {

@@ -35,8 +35,15 @@ pub fn stats_header() -> Vec<&'static str> {
     h
 }
 
-/// Header of `load_test_failures.csv`.
-pub const FAILURES_HEADER: [&str; 4] = ["Method", "Name", "Error", "Occurrences"];
+/// Header of `load_test_failures.csv` (Locust 2.x's).
+pub const FAILURES_HEADER: [&str; 6] = [
+    "Method",
+    "Name",
+    "Error",
+    "Occurrences",
+    "First Seen",
+    "Last Seen",
+];
 
 /// Header of `load_test_stats_history.csv`.
 pub fn history_header() -> Vec<&'static str> {
@@ -117,7 +124,7 @@ pub fn write_stats<W: Write>(w: W, snapshot: &Snapshot, elapsed: Duration) -> cs
             ms(s.latency.mean()),
             min_ms(&s.latency),
             ms(s.latency.max() as f64),
-            "0".into(),
+            format!("{:.0}", s.mean_bytes()),
             format!("{:.3}", s.count() as f64 / secs),
             format!("{:.3}", s.failed as f64 / secs),
         ];
@@ -128,13 +135,21 @@ pub fn write_stats<W: Write>(w: W, snapshot: &Snapshot, elapsed: Duration) -> cs
     Ok(())
 }
 
-/// Writes `load_test_failures.csv`: one row per operation and failure class.
+/// Writes `load_test_failures.csv`: one row per operation and failure class, with when it
+/// was first and last seen (Unix seconds, as the history's timestamps).
 pub fn write_failures<W: Write>(w: W, snapshot: &Snapshot) -> csv::Result<()> {
     let mut out = csv::Writer::from_writer(w);
     out.write_record(FAILURES_HEADER)?;
     for op in Op::ALL {
-        for (class, n) in &snapshot.op(op).failures {
-            out.write_record([METHOD, op.name(), class, &n.to_string()])?;
+        for (class, f) in &snapshot.op(op).failures {
+            out.write_record([
+                METHOD,
+                op.name(),
+                class,
+                &f.count.to_string(),
+                &f.first_seen.to_string(),
+                &f.last_seen.to_string(),
+            ])?;
         }
     }
     out.flush()?;
@@ -173,7 +188,7 @@ pub fn write_history<W: Write>(w: W, samples: &[HistorySample]) -> csv::Result<(
                 ms(row.total_mean),
                 ms(row.total_min as f64),
                 ms(row.total_max as f64),
-                "0".into(),
+                format!("{:.0}", row.total_mean_bytes),
             ]);
             out.write_record(rec)?;
         }
@@ -196,9 +211,10 @@ mod tests {
                 Op::Retrieve,
                 &Outcome {
                     pool_wait: Duration::ZERO,
-                    latency: Duration::from_micros(ms_ * 1000 + 250),
+                    service: Some(Duration::from_micros(ms_ * 1000 + 250)),
                     result: Ok(1),
                     short: false,
+                    bytes: 100,
                 },
             );
         }
@@ -215,5 +231,6 @@ mod tests {
         assert_eq!(&recs[1][1], "Aggregated");
         // Sub-millisecond precision survives: 1.25 ms, not 1.
         assert!(recs[0][6].starts_with("1.25"), "min was {}", &recs[0][6]);
+        assert_eq!(&recs[0][8], "100", "Average Content Size");
     }
 }

@@ -80,12 +80,21 @@ pub struct OpSummary {
     pub failures: BTreeMap<String, u64>,
     /// Attempts per second of wall-clock run time (measured, not derived from latency).
     pub throughput_per_s: f64,
-    /// Query latency, µs (after the connection was in hand).
+    /// Response time, µs: pool wait + query, what the application sees; every attempt,
+    /// failed ones included. Locust's CSVs, Goose's reports, `/metrics` and the objectives use
+    /// this one.
     pub latency_us: Percentiles,
-    /// Time waiting for a pool connection, µs.
+    /// Service time, µs: the query alone, after the connection was in hand (attempts that
+    /// reached the server).
+    pub service_us: Percentiles,
+    /// Time waiting for a pool connection, µs. With an uncontended pool, response and service
+    /// time agree; the difference is the client-side queue.
     pub pool_wait_us: Percentiles,
     /// Mean rows returned (reads) or written (writes) per successful attempt.
     pub mean_rows: f64,
+    /// Mean bytes of result rows received per attempt (Locust's "Average Content Size").
+    #[serde(default)]
+    pub mean_bytes: f64,
     /// Share of successful searches that returned fewer than k rows (null for non-searches).
     pub short_result_share: Option<f64>,
     /// Share of successful attempts that returned no row (for retrieve: the miss rate).
@@ -101,11 +110,13 @@ impl OpSummary {
             count: s.count(),
             ok: s.ok,
             failed: s.failed,
-            failures: s.failures.clone(),
+            failures: s.failure_counts(),
             throughput_per_s: round3(s.count() as f64 / elapsed.as_secs_f64().max(1e-9)),
             latency_us: Percentiles::of(&s.latency),
+            service_us: Percentiles::of(&s.service),
             pool_wait_us: Percentiles::of(&s.pool_wait),
             mean_rows: round3(s.rows as f64 / ok),
+            mean_bytes: round3(s.mean_bytes()),
             short_result_share: is_search.then(|| round3(s.short as f64 / ok)),
             empty_share: round3(s.empty as f64 / ok),
         }

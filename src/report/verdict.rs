@@ -199,9 +199,10 @@ mod tests {
                 Op::SingleShardSearch,
                 &Outcome {
                     pool_wait: Duration::ZERO,
-                    latency: Duration::from_millis(ms),
+                    service: Some(Duration::from_millis(ms)),
                     result: Ok(10),
                     short: false,
+                    bytes: 0,
                 },
             );
         }

@@ -6,7 +6,8 @@
 //! latency we report.
 
 use pgvector::Vector;
-use tokio_postgres::{Client, Statement};
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{Client, Row, Statement};
 
 /// The operations, in the order the reports list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -121,8 +122,37 @@ pub struct Hit {
     pub similarity: f64,
 }
 
+/// The size of one column value as it came over the wire, whatever its type.
+struct WireLen(u64);
+
+impl<'a> FromSql<'a> for WireLen {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(WireLen(raw.len() as u64))
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(WireLen(0))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// Bytes of the rows' column values as received: the response size Locust's "Average Content
+/// Size" means, for a query.
+pub fn wire_bytes(rows: &[Row]) -> u64 {
+    rows.iter()
+        .flat_map(|row| (0..row.len()).map(move |i| row.try_get::<_, WireLen>(i)))
+        .map(|len| len.map(|l| l.0).unwrap_or(0))
+        .sum()
+}
+
 /// kNN search in one namespace; with `min_similarity`, rows below it are dropped (the
-/// original load test's `similarity >= 0.7`).
+/// original load test's `similarity >= 0.7`). Returns the hits and their size in bytes.
 pub async fn search_single(
     client: &Client,
     stmts: &Statements,
@@ -130,7 +160,7 @@ pub async fn search_single(
     query: &Vector,
     k: i64,
     min_similarity: Option<f64>,
-) -> Result<Vec<Hit>, tokio_postgres::Error> {
+) -> Result<(Vec<Hit>, u64), tokio_postgres::Error> {
     let rows = match min_similarity {
         None => {
             client
@@ -143,21 +173,21 @@ pub async fn search_single(
                 .await?
         }
     };
-    Ok(rows.iter().map(hit).collect())
+    Ok((rows.iter().map(hit).collect(), wire_bytes(&rows)))
 }
 
-/// kNN search over several namespaces at once.
+/// kNN search over several namespaces at once; returns the hits and their size in bytes.
 pub async fn search_cross(
     client: &Client,
     stmts: &Statements,
     namespaces: &[String],
     query: &Vector,
     k: i64,
-) -> Result<Vec<Hit>, tokio_postgres::Error> {
+) -> Result<(Vec<Hit>, u64), tokio_postgres::Error> {
     let rows = client
         .query(&stmts.search_cross, &[&namespaces, query, &k])
         .await?;
-    Ok(rows.iter().map(hit).collect())
+    Ok((rows.iter().map(hit).collect(), wire_bytes(&rows)))
 }
 
 fn hit(row: &tokio_postgres::Row) -> Hit {
@@ -168,15 +198,16 @@ fn hit(row: &tokio_postgres::Row) -> Hit {
     }
 }
 
-/// Looks up one key; returns the number of rows found (0 or 1; a miss is not an error).
+/// Looks up one key; returns the number of rows found (0 or 1; a miss is not an error) and
+/// their size in bytes.
 pub async fn retrieve(
     client: &Client,
     stmts: &Statements,
     namespace: &str,
     key: &str,
-) -> Result<u64, tokio_postgres::Error> {
+) -> Result<(u64, u64), tokio_postgres::Error> {
     let rows = client.query(&stmts.retrieve, &[&namespace, &key]).await?;
-    Ok(rows.len() as u64)
+    Ok((rows.len() as u64, wire_bytes(&rows)))
 }
 
 /// One row to write.

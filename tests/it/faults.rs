@@ -281,7 +281,7 @@ fn unix_now() -> u64 {
 
 /// Starts a 20 s load run of 8 users against `url` with its exporter on a free port; returns
 /// the child, the scraper (load already flowing) and the report dir.
-async fn start_run(url: &str, extra: &[&str]) -> (Child, Scraper, TempDir) {
+pub async fn start_run(url: &str, extra: &[&str]) -> (Child, Scraper, TempDir) {
     let reports = temp_dir();
     let port = free_port().to_string();
     let mut args = vec![
@@ -310,7 +310,7 @@ async fn start_run(url: &str, extra: &[&str]) -> (Child, Scraper, TempDir) {
 }
 
 /// Waits for the run's end; asserts exit 0 and reads the reports.
-async fn finish(child: Child, scraper: Scraper, reports: &TempDir) -> (Run, Reports, Vec<Scrape>) {
+pub async fn finish(child: Child, scraper: Scraper, reports: &TempDir) -> (Run, Reports, Vec<Scrape>) {
     let (run, _) = child.finish(LIMIT).await;
     run.expect_code(0);
     let scrapes = scraper.stop().into_iter().map(|(_, s)| s).collect();

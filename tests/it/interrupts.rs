@@ -247,6 +247,11 @@ async fn signal_while_seeding_stops_the_server_and_writes_nothing() {
 #[tokio::test]
 async fn second_signal_exits_at_once() {
     let mut e = start(STEADY).await;
+    // A previous run's reports, which a hard exit must leave as they were (Goose truncates
+    // its report files when it starts: it writes to temporary names instead).
+    for name in ["load_test.html", "load_test.json"] {
+        std::fs::write(e.reports.path().join(name), "previous run").unwrap();
+    }
     let pid = e.postmaster().await;
     let stderr = e.child.stderr();
     let port: u16 = stderr
@@ -289,4 +294,8 @@ async fn second_signal_exits_at_once() {
     assert!(run.stderr().contains("second signal"), "{}", run.dump());
     assert_gone(pid).await;
     assert_no_temp_files(e.reports.path());
+    for name in ["load_test.html", "load_test.json"] {
+        let text = std::fs::read_to_string(e.reports.path().join(name)).unwrap();
+        assert_eq!(text, "previous run", "{name} after a hard exit");
+    }
 }

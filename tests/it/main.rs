@@ -16,6 +16,7 @@ mod fuzz;
 mod interrupts;
 mod load;
 mod metrics;
+mod numbers;
 mod ops;
 mod passfile;
 mod profile;

@@ -74,10 +74,14 @@ async fn each_operation_returns_what_it_should() {
 
     // Single-namespace search: k rows of that namespace, the true nearest among them.
     let query = data.query_vector(1, &mut rng);
-    let hits = ops::search_single(&c, &stmts, "ns_001", &Vector::from(query.clone()), 10, None)
-        .await
-        .unwrap();
+    let (hits, bytes) =
+        ops::search_single(&c, &stmts, "ns_001", &Vector::from(query.clone()), 10, None)
+            .await
+            .unwrap();
     assert_eq!(hits.len(), 10, "{hits:?}");
+    // Each row carries at least its key, namespace, value and an 8-byte similarity.
+    let least: usize = hits.iter().map(|h| h.key.len() + h.namespace.len() + 8).sum();
+    assert!(bytes as usize > least, "{bytes} bytes for 10 rows");
     assert!(hits.iter().all(|h| h.namespace == "ns_001"), "{hits:?}");
     check_hits(&hits, &data, &query, "single");
     let mut exact: Vec<(f64, usize)> = (0..500)
@@ -91,7 +95,7 @@ async fn each_operation_returns_what_it_should() {
     );
 
     // With the original's similarity filter, rows still come back, all above it.
-    let filtered = ops::search_single(
+    let (filtered, _) = ops::search_single(
         &c,
         &stmts,
         "ns_001",
@@ -111,7 +115,7 @@ async fn each_operation_returns_what_it_should() {
     // Cross-namespace search: k rows, all from the requested namespaces.
     let wanted = vec!["ns_000".to_string(), "ns_002".into(), "ns_003".into()];
     let query = data.query_vector(2, &mut rng);
-    let hits = ops::search_cross(&c, &stmts, &wanted, &Vector::from(query.clone()), 20)
+    let (hits, _) = ops::search_cross(&c, &stmts, &wanted, &Vector::from(query.clone()), 20)
         .await
         .unwrap();
     assert_eq!(hits.len(), 20, "{hits:?}");
@@ -127,20 +131,21 @@ async fn each_operation_returns_what_it_should() {
     assert_eq!(
         ops::retrieve(&c, &stmts, "ns_003", "key_000499")
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         1
     );
     assert_eq!(
         ops::retrieve(&c, &stmts, "ns_003", "key_000500")
             .await
             .unwrap(),
-        0
+        (0, 0)
     );
     assert_eq!(
         ops::retrieve(&c, &stmts, "ns_999", "key_000001")
             .await
             .unwrap(),
-        0
+        (0, 0)
     );
 
     // Insert: one row written, then retrievable and found by its own vector.
@@ -156,10 +161,11 @@ async fn each_operation_returns_what_it_should() {
     assert_eq!(
         ops::retrieve(&c, &stmts, "ns_000", "lt_insert_1")
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         1
     );
-    let hits = ops::search_single(&c, &stmts, "ns_000", &Vector::from(own), 1, None)
+    let (hits, _) = ops::search_single(&c, &stmts, "ns_000", &Vector::from(own), 1, None)
         .await
         .unwrap();
     assert_eq!(hits[0].key, "lt_insert_1");

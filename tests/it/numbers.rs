@@ -1,0 +1,312 @@
+//! Numbers a team can stake a decision on: regressions of a review that found outputs which
+//! disagreed with each other or with the server, each against a real embedded server.
+//!
+//! - A pool timeout is a response time like any other (the wait it cost), in every output;
+//!   service time (the query alone) and pool wait are reported beside it.
+//! - Every namespace gets its share of every kind of user.
+//! - A run against a server without TLS and a URL without `sslmode` (so `prefer`) opens no
+//!   connections once its pool holds what the load needs.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::faults::{finish, start_run, Restartable};
+use crate::util::{run_bin, setup, temp_dir, Pg, SMALL_DATA};
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Goose's own figures for one request name in `load_test.json`: (count, mean µs, max µs).
+fn goose_timing(json: &serde_json::Value, op: &str) -> (u64, f64, u64) {
+    let raw = &json["raw_metrics"]["requests"][format!("SQL {op}")]["raw_data"];
+    let count = raw["counter"].as_u64().expect("counter");
+    let total = raw["total_time_us"].as_u64().expect("total_time_us");
+    let max = raw["maximum_time_us"].as_u64().expect("maximum_time_us");
+    (count, total as f64 / count.max(1) as f64, max)
+}
+
+#[tokio::test]
+async fn pool_timeouts_count_their_wait_in_every_report() {
+    let home = temp_dir();
+    let pg = Restartable::primary(home.path()).await;
+    let url = pg.url();
+    // One connection: while a lock holds it, every other operation waits 100 ms and fails.
+    let started = unix_now();
+    let (child, scraper, reports) = start_run(
+        &url,
+        &["--pool-size", "1", "--pool-timeout", "100ms"],
+    )
+    .await;
+    let admin = pg.client().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    admin
+        .batch_execute("BEGIN; LOCK TABLE memory_entries IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    admin.batch_execute("COMMIT").await.unwrap();
+    let (_, r, scrapes) = finish(child, scraper, &reports).await;
+    let ended = unix_now();
+
+    let agg = &r.summary.aggregated;
+    let timeouts = agg.failures.get("pool_timeout").copied().unwrap_or(0);
+    eprintln!(
+        "{} ops, {timeouts} pool timeouts; response {:?}; service {:?}; wait {:?}",
+        agg.count, agg.latency_us, agg.service_us, agg.pool_wait_us
+    );
+    // 8 users blocked for 3 s, each attempt given up after 100 ms.
+    assert!(timeouts >= 10, "{timeouts} pool timeouts");
+    // A timed-out operation's response time is its wait (>= 100 ms), never ~0: with a tenth
+    // of the operations timing out, the 95th percentile is one of them.
+    assert!(
+        timeouts * 100 >= agg.count * 6,
+        "too few timeouts for the p95 check: {timeouts} of {}",
+        agg.count
+    );
+    assert!(agg.latency_us.p95 >= 100_000, "{:#?}", agg.latency_us);
+    assert!(agg.pool_wait_us.p95 >= 100_000, "{:#?}", agg.pool_wait_us);
+    // The query alone: the one that held the connection behind the lock took ~3 s; the
+    // typical one is fast, and far below the response time's tail.
+    assert!(agg.service_us.max >= 2_000_000, "{:#?}", agg.service_us);
+    assert!(agg.service_us.p50 < 50_000, "{:#?}", agg.service_us);
+    // Response = wait + service, so it dominates both.
+    assert!(agg.latency_us.max >= agg.service_us.max);
+    assert!(agg.latency_us.mean >= agg.service_us.mean);
+
+    // Goose saw the same distribution: same counts, same mean and max (3 significant digits).
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reports.path().join("load_test.json")).unwrap())
+            .unwrap();
+    for o in &r.summary.operations {
+        let (count, mean, max) = goose_timing(&json, &o.name);
+        assert_eq!(count, o.count, "{}: Goose count", o.name);
+        let close = |ours: f64, goose: f64| (ours - goose).abs() <= goose * 0.002 + 2.0;
+        assert!(
+            close(o.latency_us.mean, mean),
+            "{}: mean ours {} vs Goose {mean}",
+            o.name,
+            o.latency_us.mean
+        );
+        assert!(
+            close(o.latency_us.max as f64, max as f64),
+            "{}: max ours {} vs Goose {max}",
+            o.name,
+            o.latency_us.max
+        );
+    }
+
+    // The stats CSV carries the response time too (its max is the summary's, in ms).
+    let mut stats = csv::Reader::from_path(reports.path().join("load_test_stats.csv")).unwrap();
+    for row in stats.records().map(Result::unwrap) {
+        if &row[1] == "Aggregated" {
+            let max_ms: f64 = row[7].parse().unwrap();
+            assert!(
+                (max_ms * 1000.0 - agg.latency_us.max as f64).abs() < 1.5,
+                "CSV max {max_ms} ms vs summary {} µs",
+                agg.latency_us.max
+            );
+        }
+    }
+
+    // Locust 2.x's failures CSV: first and last seen, within the run.
+    let mut failures =
+        csv::Reader::from_path(reports.path().join("load_test_failures.csv")).unwrap();
+    let header: Vec<String> = failures.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header,
+        ["Method", "Name", "Error", "Occurrences", "First Seen", "Last Seen"]
+    );
+    let mut seen = 0;
+    for row in failures.records().map(Result::unwrap) {
+        let (first, last): (u64, u64) = (row[4].parse().unwrap(), row[5].parse().unwrap());
+        assert!(started <= first && first <= last && last <= ended, "{row:?}");
+        seen += 1;
+    }
+    assert!(seen >= 1);
+
+    // The single connection was in use (the peak is taken at checkout, not sampled).
+    assert_eq!(r.summary.server.pool_usage_pct, Some(100.0));
+    r.assert_consistent(scrapes.last());
+}
+
+#[tokio::test]
+async fn every_namespace_gets_search_and_bulk_users() {
+    let pg = Pg::start().await;
+    let reports = temp_dir();
+    setup(&pg.url(), reports.path(), &SMALL_DATA).await;
+    // 40 users at the default share of one in ten: 36 search and 4 bulk users over 4
+    // namespaces, so each namespace should get 9 and 1.
+    let mut args = vec![
+        "--database-url",
+        &pg.url(),
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "--users",
+        "40",
+        "--hatch-rate",
+        "40",
+        "--run-time",
+        "6s",
+        "--no-print-metrics",
+        "--no-metrics-exporter",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    args.extend(SMALL_DATA.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_bin(&args, &[]).await.expect_code(0);
+
+    // Keys are lt_RUN_USER_SEQ; a bulk user writes batches of 50 rows, a search user one row
+    // now and then.
+    let c = pg.client("postgres").await;
+    let rows = c
+        .query(
+            "SELECT namespace, split_part(key, '_', 3), count(*) FROM memory_entries \
+             WHERE key LIKE 'lt\\_%' GROUP BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut users: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for row in rows {
+        let (ns, n): (String, i64) = (row.get(0), row.get(2));
+        let entry = users.entry(ns).or_default();
+        if n >= 50 {
+            entry.1 += 1;
+        } else {
+            entry.0 += 1;
+        }
+    }
+    eprintln!("(search users that inserted, bulk users) by namespace: {users:?}");
+    assert_eq!(users.len(), 4, "{users:?}");
+    for (ns, (search, bulk)) in &users {
+        assert_eq!(*bulk, 1, "{ns}: {users:?}");
+        assert!(*search >= 1, "{ns}: {users:?}");
+    }
+    pg.stop().await;
+}
+
+#[tokio::test]
+async fn default_sslmode_opens_no_connections_after_ramp_up() {
+    let pg = Pg::start().await;
+    let reports = temp_dir();
+    setup(&pg.url(), reports.path(), &SMALL_DATA).await;
+    let sessions = |c: tokio_postgres::Client| async move {
+        let n: i64 = c
+            .query_one(
+                "SELECT sessions FROM pg_stat_database WHERE datname = 'postgres'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        n
+    };
+    // The embedded server has no TLS; the URL names no sslmode, so it is `prefer`. A pool of
+    // 10 for 60 users is full within the first second and stays full.
+    let mut args = vec![
+        "--database-url",
+        &pg.url(),
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "--users",
+        "60",
+        "--hatch-rate",
+        "60",
+        "--run-time",
+        "12s",
+        "--pool-size",
+        "10",
+        "--no-print-metrics",
+        "--no-metrics-exporter",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    assert!(!pg.url().contains("sslmode"));
+    args.extend(SMALL_DATA.iter().map(|s| s.to_string()));
+    let run = tokio::spawn(async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_bin(&args, &[]).await
+    });
+    // Ramp-up: users start at once, the pool fills; then count sessions until the end.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let before = sessions(pg.client("postgres").await).await;
+    let run = run.await.unwrap();
+    run.expect_code(0);
+    let after = sessions(pg.client("postgres").await).await;
+    // The two counting connections themselves.
+    let opened = after - before - 1;
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(reports.path().join("load_test_summary.json")).unwrap(),
+    )
+    .unwrap();
+    eprintln!(
+        "sessions opened after ramp-up: {opened}; {} operations",
+        summary["aggregated"]["count"]
+    );
+    assert!(summary["aggregated"]["count"].as_u64().unwrap() > 200);
+    assert_eq!(opened, 0, "connections opened in steady state");
+    pg.stop().await;
+}
+
+#[tokio::test]
+async fn rates_are_per_second_of_the_load_phase_not_of_the_dashboard_wait() {
+    let pg = Pg::start().await;
+    let reports = temp_dir();
+    setup(&pg.url(), reports.path(), &SMALL_DATA).await;
+    let port = crate::util::free_port().to_string();
+    let url = pg.url();
+    let mut args = vec![
+        "--database-url",
+        &url,
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "--users",
+        "4",
+        "--hatch-rate",
+        "4",
+        "--run-time",
+        "4s",
+        "--no-print-metrics",
+        "--no-metrics-exporter",
+        "--dashboard",
+        "--dashboard-port",
+        &port,
+    ];
+    args.extend(SMALL_DATA);
+    // With --dashboard, Goose waits for Ctrl-C after the run: that idle time is no load.
+    let child = crate::child::Child::spawn(&args, &[]);
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    child.signal(nix::sys::signal::Signal::SIGINT);
+    let (run, _) = child.finish(Duration::from_secs(30)).await;
+    run.expect_code(0);
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(reports.path().join("load_test_summary.json")).unwrap(),
+    )
+    .unwrap();
+    let duration = summary["duration_s"].as_f64().unwrap();
+    let count = summary["aggregated"]["count"].as_u64().unwrap();
+    let rate = summary["aggregated"]["throughput_per_s"].as_f64().unwrap();
+    eprintln!("{count} operations over {duration} s: {rate}/s");
+    // Ramp-up (1 s) + 4 s + the last operations' think time; not the 14 s until Ctrl-C.
+    assert!((4.0..=7.0).contains(&duration), "load phase {duration} s");
+    assert!(
+        (rate * duration - count as f64).abs() <= 1.0,
+        "{rate}/s × {duration} s vs {count}"
+    );
+    let mut stats = csv::Reader::from_path(reports.path().join("load_test_stats.csv")).unwrap();
+    let agg = stats
+        .records()
+        .map(Result::unwrap)
+        .find(|r| &r[1] == "Aggregated")
+        .unwrap();
+    let csv_rate: f64 = agg[9].parse().unwrap();
+    assert!((csv_rate - rate).abs() < 0.01, "CSV {csv_rate}/s vs {rate}/s");
+    pg.stop().await;
+}
