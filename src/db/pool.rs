@@ -102,7 +102,11 @@ struct Sink(Arc<Watch>);
 impl bb8::ErrorSink<ConnectError> for Sink {
     fn sink(&self, error: ConnectError) {
         let failure = connect_failure(error);
-        let mut failed = self.0.failed_connects.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failed = self
+            .0
+            .failed_connects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         // Nobody may be waiting (the checkout that asked for it timed out): keep a few only.
         if failed.len() >= 64 {
             failed.pop_front();
@@ -120,7 +124,10 @@ impl bb8::ErrorSink<ConnectError> for Sink {
 impl Watch {
     /// One connect failure that happened after `since`, if any; older ones are dropped.
     fn take_failure(&self, since: Instant) -> Option<Failure> {
-        let mut failed = self.failed_connects.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failed = self
+            .failed_connects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         while let Some((at, failure)) = failed.pop_front() {
             if at >= since {
                 return Some(failure);

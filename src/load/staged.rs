@@ -20,7 +20,10 @@ fn temporary(path: &Path) -> PathBuf {
 
 /// What every partial file of `path` starts and ends with, whichever process wrote it.
 fn partial_affixes(path: &Path) -> (String, String) {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("report");
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("report");
     let suffix = match path.extension().and_then(|e| e.to_str()) {
         Some(ext) => format!(".{ext}"),
         None => String::new(),

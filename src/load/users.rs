@@ -393,9 +393,9 @@ async fn execute(
         Request::Retrieve { namespace, key } => ops::retrieve(c, s, namespace, key)
             .await
             .map(|(rows, bytes)| other(rows, bytes)),
-        Request::Write(rows) if rows.len() == 1 => ops::insert(c, s, &rows[0])
-            .await
-            .map(|n| other(n, 0)),
+        Request::Write(rows) if rows.len() == 1 => {
+            ops::insert(c, s, &rows[0]).await.map(|n| other(n, 0))
+        }
         Request::Write(rows) => ops::bulk_insert(c, s, rows).await.map(|n| other(n, 0)),
     };
     result.map_err(|e| Failure::from_pg(&e))

@@ -126,10 +126,7 @@ pub struct Hit {
 struct WireLen(u64);
 
 impl<'a> FromSql<'a> for WireLen {
-    fn from_sql(
-        _: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(WireLen(raw.len() as u64))
     }
 

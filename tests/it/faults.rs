@@ -310,7 +310,11 @@ pub async fn start_run(url: &str, extra: &[&str]) -> (Child, Scraper, TempDir) {
 }
 
 /// Waits for the run's end; asserts exit 0 and reads the reports.
-pub async fn finish(child: Child, scraper: Scraper, reports: &TempDir) -> (Run, Reports, Vec<Scrape>) {
+pub async fn finish(
+    child: Child,
+    scraper: Scraper,
+    reports: &TempDir,
+) -> (Run, Reports, Vec<Scrape>) {
     let (run, _) = child.finish(LIMIT).await;
     run.expect_code(0);
     let scrapes = scraper.stop().into_iter().map(|(_, s)| s).collect();

@@ -14,7 +14,7 @@ const LOCUST_STATS: &str = "Type,Name,Request Count,Failure Count,Median Respons
 Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,\
 Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%";
 /// Locust's `_failures.csv` columns.
-const LOCUST_FAILURES: &str = "Method,Name,Error,Occurrences";
+const LOCUST_FAILURES: &str = "Method,Name,Error,Occurrences,First Seen,Last Seen";
 /// Locust's `_stats_history.csv` columns.
 const LOCUST_HISTORY: &str = "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,\
 75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,\
@@ -158,6 +158,18 @@ async fn short_load_test_mix_results_and_locust_reports() {
         };
         assert_eq!(count, want, "Request Count of {}", &row[1]);
         assert_eq!(&row[3], "0", "Failure Count of {}", &row[1]);
+        // Average Content Size: the bytes of the rows received. A search's 10 or 20 rows
+        // (namespace, key, value, metadata, similarity) are hundreds of bytes; writes
+        // receive no rows.
+        let size: u64 = row[8].parse().unwrap();
+        match &row[1] {
+            "vector_search_single_shard" | "vector_search_cross_shard" => {
+                assert!(size > 500, "Average Content Size of {}: {size}", &row[1])
+            }
+            "retrieve_memory" => assert!(size > 50, "retrieve: {size}"),
+            "insert_memory" | "bulk_insert" => assert_eq!(size, 0, "{}", &row[1]),
+            _ => {}
+        }
     }
     let failures = std::fs::read_to_string(reports.path().join("load_test_failures.csv")).unwrap();
     assert_eq!(failures.lines().count(), 1, "failures listed: {failures}");

@@ -36,11 +36,8 @@ async fn pool_timeouts_count_their_wait_in_every_report() {
     let url = pg.url();
     // One connection: while a lock holds it, every other operation waits 100 ms and fails.
     let started = unix_now();
-    let (child, scraper, reports) = start_run(
-        &url,
-        &["--pool-size", "1", "--pool-timeout", "100ms"],
-    )
-    .await;
+    let (child, scraper, reports) =
+        start_run(&url, &["--pool-size", "1", "--pool-timeout", "100ms"]).await;
     let admin = pg.client().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     admin
@@ -115,15 +112,30 @@ async fn pool_timeouts_count_their_wait_in_every_report() {
     // Locust 2.x's failures CSV: first and last seen, within the run.
     let mut failures =
         csv::Reader::from_path(reports.path().join("load_test_failures.csv")).unwrap();
-    let header: Vec<String> = failures.headers().unwrap().iter().map(String::from).collect();
+    let header: Vec<String> = failures
+        .headers()
+        .unwrap()
+        .iter()
+        .map(String::from)
+        .collect();
     assert_eq!(
         header,
-        ["Method", "Name", "Error", "Occurrences", "First Seen", "Last Seen"]
+        [
+            "Method",
+            "Name",
+            "Error",
+            "Occurrences",
+            "First Seen",
+            "Last Seen"
+        ]
     );
     let mut seen = 0;
     for row in failures.records().map(Result::unwrap) {
         let (first, last): (u64, u64) = (row[4].parse().unwrap(), row[5].parse().unwrap());
-        assert!(started <= first && first <= last && last <= ended, "{row:?}");
+        assert!(
+            started <= first && first <= last && last <= ended,
+            "{row:?}"
+        );
         seen += 1;
     }
     assert!(seen >= 1);
@@ -307,6 +319,9 @@ async fn rates_are_per_second_of_the_load_phase_not_of_the_dashboard_wait() {
         .find(|r| &r[1] == "Aggregated")
         .unwrap();
     let csv_rate: f64 = agg[9].parse().unwrap();
-    assert!((csv_rate - rate).abs() < 0.01, "CSV {csv_rate}/s vs {rate}/s");
+    assert!(
+        (csv_rate - rate).abs() < 0.01,
+        "CSV {csv_rate}/s vs {rate}/s"
+    );
     pg.stop().await;
 }

@@ -80,7 +80,10 @@ async fn each_operation_returns_what_it_should() {
             .unwrap();
     assert_eq!(hits.len(), 10, "{hits:?}");
     // Each row carries at least its key, namespace, value and an 8-byte similarity.
-    let least: usize = hits.iter().map(|h| h.key.len() + h.namespace.len() + 8).sum();
+    let least: usize = hits
+        .iter()
+        .map(|h| h.key.len() + h.namespace.len() + 8)
+        .sum();
     assert!(bytes as usize > least, "{bytes} bytes for 10 rows");
     assert!(hits.iter().all(|h| h.namespace == "ns_001"), "{hits:?}");
     check_hits(&hits, &data, &query, "single");
