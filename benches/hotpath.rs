@@ -63,9 +63,10 @@ fn stats(c: &mut Criterion) {
     let hub = StatsHub::new(16);
     let outcome = Outcome {
         pool_wait: Duration::from_micros(3),
-        latency: Duration::from_micros(180),
+        service: Some(Duration::from_micros(180)),
         result: Ok(10),
         short: false,
+        bytes: 1200,
     };
     let mut user = 0usize;
     c.bench_function("stats_hub_record", |b| {
