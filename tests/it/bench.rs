@@ -1,13 +1,31 @@
 //! The benchmark suite: `bench --quick` writes every benchmark with recall to
-//! `benchmark_results.json`, and recall reacts to the index settings where filtering matters.
+//! `benchmark_results.json`; bulk insert adds exactly the rows it reports, on a rerun too; recall
+//! reacts to the index settings where filtering matters.
 
-use crate::util::{run_bin, temp_dir, Pg};
-use pgvector_loadtest::bench::report::BenchReport;
+use crate::util::{run_bin, temp_dir, Pg, SMALL_DATA};
+use pgvector_loadtest::bench::report::{BenchReport, BenchResult};
 
 fn read_report(dir: &std::path::Path) -> BenchReport {
     let text = std::fs::read_to_string(dir.join("benchmark_results.json"))
         .expect("benchmark_results.json exists");
     serde_json::from_str(&text).expect("benchmark_results.json has the documented shape")
+}
+
+async fn count_rows(pg: &Pg) -> i64 {
+    pg.client("postgres")
+        .await
+        .query_one("SELECT count(*) FROM memory_entries", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Rows a bulk-insert result says it wrote: warm-up and measured batches alike.
+fn rows_written(bulk: &BenchResult) -> i64 {
+    assert_eq!(bulk.operation, "bulk_insert");
+    assert_eq!(bulk.failures, 0, "{bulk:?}");
+    let batches = bulk.iterations as i64 + bulk.warmup_iterations as i64;
+    batches * bulk.rows_per_batch.expect("rows per batch") as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,15 +115,51 @@ async fn quick_suite_writes_every_benchmark_with_recall() {
     let (tps, rows) = (bulk.transactions_per_s.unwrap(), bulk.rows_per_s.unwrap());
     assert!(rows > tps * 50.0, "rows/s {rows} vs transactions/s {tps}");
     assert_eq!(report.targets.len(), 4);
-    // The bulk rows landed: 10 batches of 100 on top of the seeded 3000.
-    let n: i64 = pg
-        .client("postgres")
-        .await
-        .query_one("SELECT count(*) FROM memory_entries", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(n >= 3000 + 10 * 100, "{n} rows");
+    // The bulk rows landed, warm-up included: 5 + 10 batches of 100 on top of the seeded 3000.
+    assert_eq!(rows_written(bulk), 1500);
+    assert_eq!(count_rows(&pg).await, 3000 + 1500);
+    pg.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_insert_adds_every_row_it_reports_on_every_run() {
+    // Inserted keys used to restart at the same sequence in every run (and in the warm-up):
+    // a rerun upserted the rows of the run before, and the table did not grow.
+    let pg = Pg::start().await;
+    let reports = temp_dir();
+    let url = pg.url();
+    let dir = reports.path().to_str().unwrap();
+    let mut setup = vec!["setup", "--database-url", &url, "--report-dir", dir];
+    setup.extend(SMALL_DATA);
+    run_bin(&setup, &[]).await.expect_code(0);
+    let mut rows = count_rows(&pg).await;
+    assert_eq!(rows, 2000);
+    for run in 1..=2 {
+        let mut args = vec![
+            "bench",
+            "--quick",
+            "--only",
+            "bulk",
+            "--database-url",
+            &url,
+            "--report-dir",
+            dir,
+        ];
+        args.extend(SMALL_DATA);
+        run_bin(&args, &[]).await.expect_code(0);
+        let report = read_report(reports.path());
+        assert_eq!(report.results.len(), 1, "{:?}", report.results);
+        let written = rows_written(&report.results[0]);
+        assert_eq!(written, (10 + 5) * 100, "run {run}");
+        let now = count_rows(&pg).await;
+        assert_eq!(
+            now - rows,
+            written,
+            "run {run}: the table grew by {}",
+            now - rows
+        );
+        rows = now;
+    }
     pg.stop().await;
 }
 
