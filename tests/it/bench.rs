@@ -1,6 +1,7 @@
 //! The benchmark suite: `bench --quick` writes every benchmark with recall to
 //! `benchmark_results.json`; bulk insert adds exactly the rows it reports, on a rerun too; recall
-//! reacts to the index settings where filtering matters.
+//! reacts to the index settings where filtering matters and judges a `--min-similarity` search
+//! by what the filter leaves.
 
 use crate::util::{run_bin, temp_dir, Pg, SMALL_DATA};
 use pgvector_loadtest::bench::report::{BenchReport, BenchResult};
@@ -10,6 +11,9 @@ fn read_report(dir: &std::path::Path) -> BenchReport {
         .expect("benchmark_results.json exists");
     serde_json::from_str(&text).expect("benchmark_results.json has the documented shape")
 }
+
+/// High enough that most searches keep fewer than k = 10 of their neighbours (79 % here).
+const MIN_SIMILARITY: &str = "0.8";
 
 async fn count_rows(pg: &Pg) -> i64 {
     pg.client("postgres")
@@ -160,6 +164,43 @@ async fn bulk_insert_adds_every_row_it_reports_on_every_run() {
         );
         rows = now;
     }
+    pg.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_judges_a_similarity_filter_by_what_it_leaves() {
+    // With --min-similarity the single-namespace search returns fewer than k rows; its truth
+    // must be filtered alike, or a correct short answer scores as a miss.
+    let pg = Pg::start().await;
+    let reports = temp_dir();
+    let url = pg.url();
+    let dir = reports.path().to_str().unwrap();
+    let mut args = vec![
+        "bench",
+        "--quick",
+        "--only",
+        "single",
+        "--database-url",
+        &url,
+        "--report-dir",
+        dir,
+        "--min-similarity",
+        MIN_SIMILARITY,
+    ];
+    args.extend(SMALL_DATA);
+    run_bin(&args, &[]).await.expect_code(0);
+    let report = read_report(reports.path());
+    let single = &report.results[0];
+    assert_eq!(single.operation, "single_shard_search");
+    let short = single.short_result_share.unwrap();
+    // Most searches come back short, but not all: the filter sits among the neighbours'
+    // similarities, so short answers still hold rows to judge (the old code scored 0.32 here).
+    assert!(
+        short > 0.5 && short < 1.0,
+        "the filter must cut most searches short: {short}"
+    );
+    let recall = single.recall_mean.unwrap();
+    assert!(recall >= 0.95, "recall {recall} with {short} short results");
     pg.stop().await;
 }
 
