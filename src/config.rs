@@ -80,7 +80,8 @@ fn bench_settings(args: crate::cli::BenchArgs) -> Result<BenchSettings, ConfigEr
     Ok(BenchSettings {
         single: on("single", scale(args.single_iterations)),
         cross: on("cross", scale(args.cross_iterations)),
-        concurrent_clients: on("concurrent", scale(args.concurrent_clients)),
+        // Not scaled: fewer clients could not open the connections the target counts.
+        concurrent_clients: on("concurrent", args.concurrent_clients),
         concurrent_queries: scale(args.concurrent_queries),
         bulk_batches: on("bulk", scale(args.bulk_batches)),
         bulk_rows: args.bulk_rows,
