@@ -80,7 +80,8 @@ fn bench_settings(args: crate::cli::BenchArgs) -> Result<BenchSettings, ConfigEr
     Ok(BenchSettings {
         single: on("single", scale(args.single_iterations)),
         cross: on("cross", scale(args.cross_iterations)),
-        concurrent_clients: on("concurrent", scale(args.concurrent_clients)),
+        // Not scaled: fewer clients could not open the connections the target counts.
+        concurrent_clients: on("concurrent", args.concurrent_clients),
         concurrent_queries: scale(args.concurrent_queries),
         bulk_batches: on("bulk", scale(args.bulk_batches)),
         bulk_rows: args.bulk_rows,
@@ -219,6 +220,7 @@ impl Config {
         if cli.db.pool_timeout.is_zero() {
             return Err(bad("--pool-timeout must be greater than zero"));
         }
+        let statement_timeout = cli.db.statement_timeout.map(whole_millis).transpose()?;
 
         let layout: Layout = cli.data.layout.parse().map_err(bad)?;
         let mut iterative_scans = cli.data.iterative_scan.clone();
@@ -363,7 +365,7 @@ impl Config {
             read_from: cli.db.read_from,
             pool_size: cli.db.pool_size,
             pool_timeout: cli.db.pool_timeout,
-            statement_timeout: cli.db.statement_timeout,
+            statement_timeout,
             embedded: Embedded {
                 replicas: cli.db.embedded_replicas,
                 wipe: cli.db.wipe,
@@ -425,6 +427,22 @@ fn metrics_settings(
         port_given: args.metrics_port.is_some(),
         poll_interval: args.poll_interval,
     })
+}
+
+/// PostgreSQL's `statement_timeout` counts whole milliseconds and 0 turns it off, so a value
+/// under 1 ms would silently mean "no timeout": refuse it, and round the rest to whole
+/// milliseconds here, once, rather than let each `SET` truncate.
+fn whole_millis(timeout: Duration) -> Result<Duration, ConfigError> {
+    if timeout < Duration::from_millis(1) {
+        return Err(bad(format!(
+            "--statement-timeout must be at least 1ms (PostgreSQL counts whole milliseconds \
+             and 0 disables it), got {}",
+            humantime::format_duration(timeout)
+        )));
+    }
+    Ok(Duration::from_millis(
+        (timeout.as_secs_f64() * 1000.0).round() as u64,
+    ))
 }
 
 /// Goose checks these too, but only once the load test starts: after seeding. Checking here

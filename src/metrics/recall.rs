@@ -163,15 +163,11 @@ impl Task {
         client: &mut tokio_postgres::Client,
         sample: &Sample,
     ) -> Result<f64, tokio_postgres::Error> {
-        let (scope, k, min) = match &sample.scope {
-            Scope::Single(ns) => (Query::Single(ns), self.k, self.min_similarity),
-            Scope::Cross(nss) => (Query::Cross(nss), self.cross_k, None),
+        let (scope, k) = match &sample.scope {
+            Scope::Single(ns) => (Query::Single(ns, self.min_similarity), self.k),
+            Scope::Cross(nss) => (Query::Cross(nss), self.cross_k),
         };
-        let mut truth = exact_top_k(client, scope, &sample.query, k as i64).await?;
-        // The single-namespace search drops rows below the similarity filter: so does its truth.
-        if let Some(min) = min {
-            truth.retain(|s| *s >= min);
-        }
+        let truth = exact_top_k(client, scope, &sample.query, k as i64).await?;
         Ok(recall(&sample.hits, &truth, k))
     }
 }

@@ -4,7 +4,7 @@
 //! | Series | Labels | Source |
 //! | --- | --- | --- |
 //! | `db_up` | | the poll of the primary succeeded |
-//! | `db_connections_active`, `_idle`, `_total` | | client backends of the current database in `pg_stat_activity`, by `state` |
+//! | `db_connections_active`, `_idle`, `_total` | `datname` | client backends in `pg_stat_activity` of every database on the server (`sum` them to compare with `max_connections`), by `state` |
 //! | `db_max_connections` | | `max_connections` |
 //! | `table_size_bytes`, `table_row_count` | `schema`, `table_name` | `pg_table_size` (indexes excluded: see `index_size_bytes`), `pg_stat_user_tables.n_live_tup`; a partitioned table is the sum of its partitions |
 //! | `index_size_bytes` | `schema`, `index_name`, `table_name`, `index_method` | `pg_relation_size`; a partitioned index is the sum of its partitions' |
@@ -42,8 +42,8 @@ pub struct PrimaryState {
     pub pgvector_version: String,
     /// `max_connections`.
     pub max_connections: f64,
-    /// Client backends of this database: active, idle, all.
-    pub connections: (f64, f64, f64),
+    /// Client backends per database, server-wide: `(datname, active, idle, all)`.
+    pub connections: Vec<(String, f64, f64, f64)>,
     /// Cumulative `blks_hit`, `blks_read` of this database.
     pub blocks: (i64, i64),
     /// `(schema, table, bytes, rows)`.
@@ -212,9 +212,9 @@ pub fn interval_hit_ratio(prev: (i64, i64), now: (i64, i64)) -> Option<f64> {
 
 struct Families {
     db_up: Gauge,
-    active: Gauge,
-    idle: Gauge,
-    total: Gauge,
+    active: GaugeVec,
+    idle: GaugeVec,
+    total: GaugeVec,
     max_connections: Gauge,
     table_size: GaugeVec,
     table_rows: GaugeVec,
@@ -233,9 +233,21 @@ impl Families {
             |name: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name, help), labels);
         Ok(Families {
             db_up: gauge("db_up", "1 when the last poll of the primary succeeded, else 0")?,
-            active: gauge("db_connections_active", "Client connections of this database running a query")?,
-            idle: gauge("db_connections_idle", "Idle client connections of this database")?,
-            total: gauge("db_connections_total", "Client connections of this database, any state")?,
+            active: vec(
+                "db_connections_active",
+                "Client connections running a query, per database (sum for the server)",
+                &["datname"],
+            )?,
+            idle: vec(
+                "db_connections_idle",
+                "Idle client connections, per database (sum for the server)",
+                &["datname"],
+            )?,
+            total: vec(
+                "db_connections_total",
+                "Client connections in any state, per database (sum for the server)",
+                &["datname"],
+            )?,
             max_connections: gauge("db_max_connections", "The server's max_connections")?,
             table_size: vec(
                 "table_size_bytes",
@@ -331,9 +343,11 @@ pub fn families(snapshot: &Snapshot) -> Result<Vec<MetricFamily>, prometheus::Er
             .with_label_values(&[&p.server_version, &p.pgvector_version])
             .set(1.0);
         f.max_connections.set(p.max_connections);
-        f.active.set(p.connections.0);
-        f.idle.set(p.connections.1);
-        f.total.set(p.connections.2);
+        for (datname, active, idle, total) in &p.connections {
+            f.active.with_label_values(&[datname]).set(*active);
+            f.idle.with_label_values(&[datname]).set(*idle);
+            f.total.with_label_values(&[datname]).set(*total);
+        }
         for (schema, table, bytes, rows) in &p.tables {
             f.table_size.with_label_values(&[schema, table]).set(*bytes);
             f.table_rows.with_label_values(&[schema, table]).set(*rows);

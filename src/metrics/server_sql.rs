@@ -23,10 +23,13 @@ const SETTINGS: &str = "SELECT current_setting('server_version'), \
      EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus'), \
      pg_is_in_recovery()";
 
-const CONNECTIONS: &str = "SELECT count(*) FILTER (WHERE state = 'active')::float8, \
+// Server-wide, by database: max_connections is a limit of the whole server, so the alerts
+// that divide by it must count every database's clients, not just the one we connect to.
+const CONNECTIONS: &str = "SELECT coalesce(datname, ''), \
+     count(*) FILTER (WHERE state = 'active')::float8, \
      count(*) FILTER (WHERE state = 'idle')::float8, count(*)::float8 \
-     FROM pg_stat_activity \
-     WHERE datname = current_database() AND backend_type = 'client backend'";
+     FROM pg_stat_activity WHERE backend_type = 'client backend' \
+     GROUP BY 1 ORDER BY 1";
 
 const BLOCKS: &str =
     "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()";
@@ -80,13 +83,17 @@ pub async fn read_primary(client: &Client) -> Result<PrimaryState, tokio_postgre
     let settings = client.query_one(SETTINGS, &[]).await?;
     let citus: bool = settings.get(3);
     let in_recovery: bool = settings.get(4);
-    let conns = client.query_one(CONNECTIONS, &[]).await?;
     let blocks = client.query_one(BLOCKS, &[]).await?;
     let mut state = PrimaryState {
         server_version: settings.get(0),
         pgvector_version: settings.get(1),
         max_connections: settings.get(2),
-        connections: (conns.get(0), conns.get(1), conns.get(2)),
+        connections: client
+            .query(CONNECTIONS, &[])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect(),
         blocks: (blocks.get(0), blocks.get(1)),
         tables: client
             .query(&tables_sql(), &[])

@@ -1,9 +1,15 @@
 //! More bad input (see also cli.rs): an unknown host, a pgvector too old for a requested
 //! feature, vector files that are missing, empty, truncated, of the wrong dimension or format,
-//! zero or negative rates and durations, a report directory that cannot exist, and a web UI
+//! zero or negative rates and durations, a statement timeout under 1 ms (which PostgreSQL would
+//! take as "none"), a report directory that cannot exist, and a web UI
 //! that anyone could control. Each is exit 2 with one line naming the problem, before any load.
 
 use std::path::Path;
+use std::time::Duration;
+
+use clap::Parser;
+use pgvector_loadtest::cli::Cli;
+use pgvector_loadtest::config::Config;
 
 use crate::util::{free_port, run_bin, temp_dir, Pg};
 
@@ -89,6 +95,40 @@ fn fvecs(n: usize, dim: usize) -> Vec<u8> {
         }
     }
     out
+}
+
+#[tokio::test]
+async fn statement_timeouts_under_a_millisecond_are_refused() {
+    // `SET statement_timeout = 0` (what 500us truncated to) disables the timeout.
+    let reports = temp_dir();
+    let url = unserved();
+    for (value, shown) in [("500us", "500us"), ("999us", "999us"), ("0s", "0s")] {
+        let line = refused(&url, reports.path(), &["--statement-timeout", value]).await;
+        assert_eq!(
+            line,
+            format!(
+                "error: --statement-timeout must be at least 1ms (PostgreSQL counts whole \
+                 milliseconds and 0 disables it), got {shown}"
+            ),
+            "{value}"
+        );
+    }
+    // Others are rounded to the millisecond the server applies.
+    for (value, ms) in [("1ms", 1), ("1499us", 1), ("1500us", 2), ("2s", 2000)] {
+        let cli = Cli::parse_from([
+            "pgvector-loadtest",
+            "--report-dir",
+            reports.path().to_str().unwrap(),
+            "--statement-timeout",
+            value,
+        ]);
+        let config = Config::from_cli(cli).expect("valid");
+        assert_eq!(
+            config.statement_timeout,
+            Some(Duration::from_millis(ms)),
+            "{value}"
+        );
+    }
 }
 
 #[tokio::test]

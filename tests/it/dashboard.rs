@@ -52,7 +52,7 @@ async fn dashboard_in_chromium_shows_sql_operations_on_loopback() {
     assert!(
         Path::new(CHROMIUM).is_file(),
         "{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`; \
-         .ci/run does) to test the web UI"
+         scripts/test does) to test the web UI"
     );
     let pg = Pg::start().await;
     let dir = temp_dir();

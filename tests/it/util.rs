@@ -63,21 +63,27 @@ pub struct Pg {
 impl Pg {
     /// A fresh server with trust authentication.
     pub async fn start() -> Pg {
-        Pg::start_with(None).await
+        Pg::start_with(None, 100).await
+    }
+
+    /// A fresh server that takes `max_connections` clients (the concurrent benchmark opens
+    /// more than 100).
+    pub async fn start_with_max_connections(max_connections: u32) -> Pg {
+        Pg::start_with(None, max_connections).await
     }
 
     /// A fresh server whose host connections need `password` (scram-sha-256).
     pub async fn start_with_password(password: &str) -> Pg {
-        Pg::start_with(Some(password.to_string())).await
+        Pg::start_with(Some(password.to_string()), 100).await
     }
 
-    async fn start_with(password: Option<String>) -> Pg {
+    async fn start_with(password: Option<String>, max_connections: u32) -> Pg {
         let home = temp_dir();
         let bin = tokio::task::spawn_blocking(pg_bin).await.expect("install");
         let server = EmbeddedServer::start(EmbeddedOptions {
             home: home.path().to_path_buf(),
             pg_bin: Some(bin),
-            max_connections: 100,
+            max_connections,
             password: password.clone(),
             // Several servers run at once on a small machine.
             settings: vec![("shared_buffers".into(), "64MB".into())],

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use pgvector_loadtest::db::target::Target;
 use pgvector_loadtest::metrics::server::{families, interval_hit_ratio, Poller};
 use pgvector_loadtest::metrics::{exporter, Sidecar};
 
@@ -76,7 +77,8 @@ async fn poller_reads_partitions_replication_and_drops_what_it_cannot_see() {
     assert_eq!(state.pgvector_version, "0.8.6");
     assert!(state.server_version.starts_with("18."), "{state:?}");
     assert_eq!(state.max_connections, 100.0);
-    assert!(state.connections.2 >= 1.0, "the poller's own connection");
+    let total: f64 = state.connections.iter().map(|c| c.3).sum();
+    assert!(total >= 1.0, "the poller's own connection");
     let table = |name: &str| {
         state
             .tables
@@ -141,6 +143,48 @@ async fn poller_reads_partitions_replication_and_drops_what_it_cannot_see() {
     ] {
         assert!(!text.contains(gone), "{gone} still exported: {text}");
     }
+}
+
+#[tokio::test]
+async fn connections_are_counted_server_wide_by_database() {
+    // max_connections is the server's: connections to another database use it up as well, so
+    // the series the alerts divide by it must count them.
+    let cluster = Cluster::start(false).await;
+    let port = cluster.primary.port();
+    let admin = client(port).await;
+    admin.batch_execute("CREATE DATABASE other").await.unwrap();
+    let other = Target::parse(&format!("postgres://postgres@127.0.0.1:{port}/other")).unwrap();
+    let mut extra = Vec::new();
+    for _ in 0..7 {
+        extra.push(other.connect().await.expect("connect to other"));
+    }
+    let mut poller = Poller::new(target(port), Vec::new());
+    let snapshot = poller.poll().await;
+    let text = render(&snapshot);
+    let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}: {text}"));
+    // `other`: the 7 idle clients. `postgres`: this test's client (idle) and the poller's own
+    // connection, running the poll (active).
+    assert_eq!(value("db_connections_total{datname=\"other\"}"), 7.0);
+    assert_eq!(value("db_connections_idle{datname=\"other\"}"), 7.0);
+    assert_eq!(value("db_connections_active{datname=\"other\"}"), 0.0);
+    assert_eq!(value("db_connections_total{datname=\"postgres\"}"), 2.0);
+    assert_eq!(value("db_connections_active{datname=\"postgres\"}"), 1.0);
+    let sum: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("db_connections_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    let server: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sum, 9.0, "{text}");
+    assert_eq!(sum, server as f64);
+    drop(extra);
 }
 
 fn render(snapshot: &pgvector_loadtest::metrics::server::Snapshot) -> String {

@@ -4,6 +4,7 @@
 //! - [`exporter`]: the poller's SQL on a partitioned table (parents are the sums of their
 //!   partitions, row counts exact once statistics are flushed, replication lag zero when caught
 //!   up, series that vanish rather than go stale when a replica or the primary goes away);
+//!   connections counted server-wide, per database, as `max_connections` counts them;
 //!   `/metrics` in the text format; a busy `--metrics-port` is a one-line usage error; the
 //!   `metrics` command serves until SIGINT.
 //! - [`contract`]: the contract with `monitoring/`. During a short load run scraped by
