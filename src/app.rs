@@ -1,7 +1,6 @@
 //! The run from validated configuration to exit code: endpoints, schema and seed, the load
 //! test, reports, shutdown.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -12,7 +11,7 @@ use crate::db::schema::{self, Prepared};
 use crate::db::target::{describe_pg_error, ConnectError, Target};
 use crate::db::{seed, Endpoints};
 use crate::load::{self, LoadResult};
-use crate::profile::Profile;
+use crate::report::gate::GateVerdict;
 use crate::report::summary::{RunInfo, Summary};
 use crate::report::verdict::{self, Verdict};
 use crate::report::{csv_io, locust, write_atomic};
@@ -71,7 +70,7 @@ pub fn signals() -> CancellationToken {
                             nix::sys::signal::Signal::SIGINT,
                         );
                     }
-                    std::process::exit(Exit::Interrupted as i32);
+                    std::process::exit(Exit::Interrupted.code().into());
                 }
                 eprintln!(
                     "signal received: stopping users and writing reports (again to exit now)"
@@ -171,13 +170,12 @@ async fn run_on(
         max_users: result.max_users,
         interrupted: result.interrupted,
     };
-    let verdicts = write_reports(&config.report_dir, &info, &result, config.profile.as_ref())
-        .map_err(|e| {
-            AppError::Failed(format!(
-                "writing reports in {}: {e}",
-                config.report_dir.display()
-            ))
-        })?;
+    let (verdicts, gate) = write_reports(config, &info, &result).map_err(|e| {
+        AppError::Failed(format!(
+            "writing reports in {}: {e}",
+            config.report_dir.display()
+        ))
+    })?;
     if let Some(failed) = &result.thresholds_failed {
         eprintln!("thresholds breached: {failed}");
     }
@@ -186,7 +184,7 @@ async fn run_on(
     } else if result.thresholds_failed.is_some() || verdict::breached(&verdicts) {
         Exit::SloBreached
     } else {
-        Exit::Success
+        config.failure_gate.exit(&gate).unwrap_or(Exit::Success)
     })
 }
 
@@ -292,13 +290,14 @@ async fn wait_for_replicas(replicas: &[Target], rows: usize) -> Result<(), AppEr
     Ok(())
 }
 
-/// Writes the CSVs and the summary, and prints the summary table.
+/// Writes the CSVs and the summary, and prints the summary table; returns the objectives'
+/// verdicts and the failure gate's.
 fn write_reports(
-    dir: &Path,
+    config: &Config,
     info: &RunInfo,
     result: &LoadResult,
-    profile: Option<&Profile>,
-) -> std::io::Result<Vec<Verdict>> {
+) -> std::io::Result<(Vec<Verdict>, GateVerdict)> {
+    let (dir, profile) = (config.report_dir.as_path(), config.profile.as_ref());
     let snapshot = &result.snapshot;
     write_atomic(&dir.join("load_test_stats.csv"), |w| {
         locust::write_stats(w, snapshot, info.elapsed).map_err(csv_io)
@@ -310,6 +309,10 @@ fn write_reports(
         locust::write_history(w, &result.history).map_err(csv_io)
     })?;
     let mut summary = Summary::new(info, snapshot);
+    let aggregated = &summary.aggregated;
+    (summary.failure_share, summary.failure_gate) = config
+        .failure_gate
+        .judge(aggregated.failed, aggregated.count);
     summary.server = result.server.clone();
     summary.overhead = Some(result.overhead.clone());
     if let Some(profile) = profile {
@@ -324,6 +327,12 @@ fn write_reports(
     if let Some(profile) = profile {
         verdict::print(&mut std::io::stdout(), &profile.source, &summary.objectives)?;
     }
+    if let Some(line) = config
+        .failure_gate
+        .line(summary.failure_share, &summary.aggregated.failures)
+    {
+        println!("{line}");
+    }
     println!("reports written to {}", dir.display());
-    Ok(summary.objectives)
+    Ok((summary.objectives, summary.failure_gate))
 }

@@ -42,6 +42,27 @@ pub struct Cli {
         help_heading = "Reports"
     )]
     pub report_dir: PathBuf,
+    /// Largest share of failed operations (0 to 1) a run may have and still exit 0; above it,
+    /// every report is written and the exit code is --exit-code-on-error
+    #[arg(
+        long,
+        global = true,
+        value_name = "SHARE",
+        default_value_t = 0.01,
+        allow_hyphen_values = true,
+        help_heading = "Reports"
+    )]
+    pub max_failure_share: f64,
+    /// Exit code of a run with more than --max-failure-share failed operations (Locust's
+    /// option; 0 turns the gate off)
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        default_value_t = 1,
+        help_heading = "Reports"
+    )]
+    pub exit_code_on_error: u8,
     /// Users started per second: Locust's name for Goose's --increase-rate
     // Hyphen values allowed so that `--hatch-rate -1` reaches the check that names the flag.
     #[arg(

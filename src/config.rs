@@ -170,6 +170,8 @@ pub struct Config {
     pub profile: Option<crate::profile::Profile>,
     /// The Prometheus exporter.
     pub metrics: crate::metrics::Settings,
+    /// When failed operations fail the run.
+    pub failure_gate: crate::report::gate::FailureGate,
 }
 
 impl Config {
@@ -221,6 +223,16 @@ impl Config {
             return Err(bad("--pool-timeout must be greater than zero"));
         }
         let statement_timeout = cli.db.statement_timeout.map(whole_millis).transpose()?;
+        if !(0.0..=1.0).contains(&cli.max_failure_share) {
+            return Err(bad(format!(
+                "--max-failure-share must be between 0 and 1 (0.01 = 1 %), got {}",
+                cli.max_failure_share
+            )));
+        }
+        let failure_gate = crate::report::gate::FailureGate {
+            max_share: cli.max_failure_share,
+            exit_code: cli.exit_code_on_error,
+        };
 
         let layout: Layout = cli.data.layout.parse().map_err(bad)?;
         let mut iterative_scans = cli.data.iterative_scan.clone();
@@ -405,6 +417,7 @@ impl Config {
             goose,
             profile,
             metrics,
+            failure_gate,
         })
     }
 }

@@ -41,20 +41,37 @@ pub mod workload;
 
 /// The process exit codes: a contract, documented in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 pub enum Exit {
-    /// The run completed (operation failures, if any, are counted in the reports).
-    Success = 0,
+    /// The run completed, and no more than `--max-failure-share` of its operations failed.
+    Success,
     /// The run started but could not complete (lost the database during setup, I/O error
     /// writing reports).
-    Failed = 1,
+    Failed,
     /// Bad usage or configuration, or an environment the run cannot start in (unreachable
     /// server, no pgvector, table of another shape): nothing was run.
-    Usage = 2,
-    /// The run completed, reports are written, and a `--threshold` objective was breached.
-    SloBreached = 3,
+    Usage,
+    /// The run completed, reports are written, and a `--threshold` or profile objective was
+    /// breached.
+    SloBreached,
+    /// The run completed, reports are written, and more than `--max-failure-share` of its
+    /// operations failed: `--exit-code-on-error` (1 by default).
+    TooManyFailures(u8),
     /// Stopped by SIGINT/SIGTERM; the reports of whatever ran are written.
-    Interrupted = 130,
+    Interrupted,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failed => 1,
+            Exit::Usage => 2,
+            Exit::SloBreached => 3,
+            Exit::TooManyFailures(code) => code,
+            Exit::Interrupted => 130,
+        }
+    }
 }
 
 /// Runs the command line and returns the process exit code; errors are printed as one line.

@@ -14,8 +14,8 @@ fn main() -> std::process::ExitCode {
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("error: invalid command line");
             eprintln!("{first} (see --help)");
-            return std::process::ExitCode::from(pgvector_loadtest::Exit::Usage as u8);
+            return std::process::ExitCode::from(pgvector_loadtest::Exit::Usage.code());
         }
     };
-    std::process::ExitCode::from(pgvector_loadtest::run(cli) as u8)
+    std::process::ExitCode::from(pgvector_loadtest::run(cli).code())
 }

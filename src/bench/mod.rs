@@ -147,7 +147,7 @@ pub async fn run(
         report::print_result(&mut std::io::stdout(), &result)?;
         results.push(result);
     }
-    let report = BenchReport::new(
+    let mut report = BenchReport::new(
         primary,
         Settings {
             layout: config.table.layout.to_string(),
@@ -165,7 +165,11 @@ pub async fn run(
         },
         results,
     );
+    let gate_line = report.judge_failures(&config.failure_gate);
     report.print_summary(&mut std::io::stdout())?;
+    if let Some(line) = gate_line {
+        println!("{line}");
+    }
     report.write(&config.report_dir)?;
     println!(
         "results written to {}",
@@ -174,7 +178,10 @@ pub async fn run(
     Ok(if signals.is_cancelled() {
         Exit::Interrupted
     } else {
-        Exit::Success
+        config
+            .failure_gate
+            .exit(&report.failure_gate)
+            .unwrap_or(Exit::Success)
     })
 }
 

@@ -202,6 +202,13 @@ pub struct BenchReport {
     pub results: Vec<BenchResult>,
     /// The spec's targets.
     pub targets: Vec<TargetCheck>,
+    /// Failed measured operations as a share of all of them, every benchmark together.
+    #[serde(default)]
+    pub failure_share: f64,
+    /// `--max-failure-share` and whether the suite exceeded it: a benchmark whose operations
+    /// failed is not a result.
+    #[serde(default)]
+    pub failure_gate: crate::report::gate::GateVerdict,
 }
 
 impl BenchReport {
@@ -251,7 +258,25 @@ impl BenchReport {
             settings,
             results,
             targets,
+            failure_share: 0.0,
+            failure_gate: Default::default(),
         }
+    }
+
+    /// Judges the measured operations of every benchmark by the failure gate; returns its
+    /// console line, if anything failed.
+    pub fn judge_failures(&mut self, gate: &crate::report::gate::FailureGate) -> Option<String> {
+        let mut by_benchmark = std::collections::BTreeMap::new();
+        let (mut failed, mut count) = (0, 0);
+        for r in &self.results {
+            failed += r.failures;
+            count += r.iterations;
+            if r.failures > 0 {
+                *by_benchmark.entry(r.operation.clone()).or_insert(0) += r.failures;
+            }
+        }
+        (self.failure_share, self.failure_gate) = gate.judge(failed, count);
+        gate.line(self.failure_share, &by_benchmark)
     }
 
     /// Writes `benchmark_results.json`, and `recall_vs_latency.svg` when searches ran.

@@ -323,10 +323,15 @@ pub async fn run(
         drop(pool);
         results.push(OpCalibration::new(op, sql, script, plan, &reference, &ours));
     }
-    let report = CalibrationReport::new(primary, settings, load_before, load_average(), results);
+    let mut report =
+        CalibrationReport::new(primary, settings, load_before, load_average(), results);
+    let gate_line = report.judge_failures(&config.failure_gate);
     report
         .print(&mut std::io::stdout())
         .map_err(|e| CalibrateError::Io(e.to_string()))?;
+    if let Some(line) = gate_line {
+        println!("{line}");
+    }
     let path = config.report_dir.join("calibration.json");
     crate::report::write_atomic(&path, |w| {
         serde_json::to_writer_pretty(w, &report).map_err(std::io::Error::other)
@@ -336,7 +341,10 @@ pub async fn run(
     Ok(if signals.is_cancelled() {
         Exit::Interrupted
     } else {
-        Exit::Success
+        config
+            .failure_gate
+            .exit(&report.failure_gate)
+            .unwrap_or(Exit::Success)
     })
 }
 

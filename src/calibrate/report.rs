@@ -178,6 +178,12 @@ pub struct CalibrationReport {
     pub method: Vec<String>,
     /// Per operation.
     pub results: Vec<OpCalibration>,
+    /// Failed operations as a share of all of them, both sides and every operation together.
+    #[serde(default)]
+    pub failure_share: f64,
+    /// `--max-failure-share` and whether the calibration exceeded it.
+    #[serde(default)]
+    pub failure_gate: crate::report::gate::GateVerdict,
 }
 
 /// Cores available to this process.
@@ -222,7 +228,27 @@ impl CalibrationReport {
                     .into(),
             ],
             results,
+            failure_share: 0.0,
+            failure_gate: Default::default(),
         }
+    }
+
+    /// Judges both sides' operations by the failure gate (a comparison of failing runs is not
+    /// a result); returns its console line, if anything failed.
+    pub fn judge_failures(&mut self, gate: &crate::report::gate::FailureGate) -> Option<String> {
+        let mut by_side = std::collections::BTreeMap::new();
+        let (mut failed, mut count) = (0, 0);
+        for r in &self.results {
+            for (side, f) in [("pgbench", &r.pgbench), ("harness", &r.harness)] {
+                failed += f.failed;
+                count += f.ops + f.failed;
+                if f.failed > 0 {
+                    by_side.insert(format!("{} {side}", r.operation), f.failed);
+                }
+            }
+        }
+        (self.failure_share, self.failure_gate) = gate.judge(failed, count);
+        gate.line(self.failure_share, &by_side)
     }
 
     /// The console table.

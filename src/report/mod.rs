@@ -1,6 +1,7 @@
 //! Report files: Locust-compatible CSVs and our JSON summary, each written to a temporary file
 //! and renamed into place, so an interrupted run never leaves a half-written report.
 
+pub mod gate;
 pub mod locust;
 pub mod summary;
 pub mod verdict;

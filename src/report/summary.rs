@@ -159,6 +159,12 @@ pub struct Summary {
     /// Each objective: measured, target, critical, PASS/WARN/FAIL.
     #[serde(default)]
     pub objectives: Vec<crate::report::verdict::Verdict>,
+    /// Failed attempts as a share of all attempts (0 to 1).
+    #[serde(default)]
+    pub failure_share: f64,
+    /// `--max-failure-share` and whether the run exceeded it.
+    #[serde(default)]
+    pub failure_gate: crate::report::gate::GateVerdict,
     /// The harness's own CPU use and, for throttled runs, schedule lag.
     #[serde(default)]
     pub overhead: Option<crate::load::overhead::Overhead>,
@@ -211,6 +217,8 @@ impl Summary {
             profile: None,
             server: Default::default(),
             objectives: Vec::new(),
+            failure_share: 0.0,
+            failure_gate: Default::default(),
             overhead: None,
             operations,
             aggregated: OpSummary::of("Aggregated", &snapshot.aggregated(), info.elapsed, false),

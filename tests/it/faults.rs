@@ -328,7 +328,8 @@ async fn primary_restart_mid_run_is_counted_and_recovered() {
     let home = temp_dir();
     let mut pg = Restartable::primary(home.path()).await;
     let url = pg.url();
-    let (child, scraper, reports) = start_run(&url, &[]).await;
+    // Operations fail during the outage, on purpose: the failure gate is off.
+    let (child, scraper, reports) = start_run(&url, &["--exit-code-on-error", "0"]).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = scraper.queries();
     pg.stop().await;
@@ -374,7 +375,11 @@ async fn terminated_backends_and_statement_timeouts_are_counted() {
     let home = temp_dir();
     let mut pg = Restartable::primary(home.path()).await;
     let url = pg.url();
-    let (child, scraper, reports) = start_run(&url, &["--statement-timeout", "300ms"]).await;
+    let (child, scraper, reports) = start_run(
+        &url,
+        &["--statement-timeout", "300ms", "--exit-code-on-error", "0"],
+    )
+    .await;
     let admin = pg.client().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -449,7 +454,11 @@ async fn replica_stop_and_start_is_counted_and_replica_up_follows() {
     let mut pg = Restartable::primary(home.path()).await;
     let mut replica = pg.replica("replica1").await;
     let (url, replica_url) = (pg.url(), replica.url());
-    let (child, scraper, reports) = start_run(&url, &["--replica-url", &replica_url]).await;
+    let (child, scraper, reports) = start_run(
+        &url,
+        &["--replica-url", &replica_url, "--exit-code-on-error", "0"],
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while scraper.last().and_then(|s| s.replica_up) != Some(1.0) {
         assert!(Instant::now() < deadline, "replica_up never 1");

@@ -13,6 +13,7 @@ mod cli;
 mod dashboard;
 mod faults;
 mod fuzz;
+mod gate;
 mod interrupts;
 mod load;
 mod metrics;

@@ -36,8 +36,19 @@ async fn pool_timeouts_count_their_wait_in_every_report() {
     let url = pg.url();
     // One connection: while a lock holds it, every other operation waits 100 ms and fails.
     let started = unix_now();
-    let (child, scraper, reports) =
-        start_run(&url, &["--pool-size", "1", "--pool-timeout", "100ms"]).await;
+    // A tenth of the operations fail, on purpose: the failure gate is off.
+    let (child, scraper, reports) = start_run(
+        &url,
+        &[
+            "--pool-size",
+            "1",
+            "--pool-timeout",
+            "100ms",
+            "--exit-code-on-error",
+            "0",
+        ],
+    )
+    .await;
     let admin = pg.client().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     admin
