@@ -1,6 +1,7 @@
 //! Everything that talks to PostgreSQL: endpoints, the embedded server, the pool, the schema
 //! and seeding.
 
+pub mod conninfo;
 pub mod embedded;
 pub mod pgpass;
 pub mod pool;

@@ -6,7 +6,7 @@
 //! file (`PGPASSFILE` or `~/.pgpass`, see [`super::pgpass`]) fill in a missing password, as
 //! libpq does, so a password need not sit in a URL at all. The TLS modes that
 //! tokio-postgres does not parse (`verify-ca`, `verify-full`, and `sslrootcert`) are taken out
-//! of the string first and applied to our own native-tls connector.
+//! of the string first ([`super::conninfo`]) and applied to our own native-tls connector.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -62,9 +62,10 @@ impl fmt::Debug for Target {
 impl Target {
     /// Parses a URL or key=value string. A missing password is taken from `PGPASSWORD`.
     pub fn parse(raw: &str) -> Result<Target, TargetError> {
-        let (cleaned, verify, root_cert) = take_tls_options(raw);
+        let stripped = super::conninfo::take_tls_options(raw).map_err(TargetError::Parse)?;
+        let (verify, root_cert) = (stripped.verify, stripped.root_cert);
         let mut config =
-            Config::from_str(&cleaned).map_err(|e| TargetError::Parse(e.to_string()))?;
+            Config::from_str(&stripped.rest).map_err(|e| TargetError::Parse(e.to_string()))?;
         if config.get_hosts().is_empty() {
             config.host("127.0.0.1");
         }
@@ -248,60 +249,16 @@ pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
     text
 }
 
-/// Removes `sslmode=verify-*` and `sslrootcert=` from a URL or key=value string.
-fn take_tls_options(raw: &str) -> (String, TlsVerify, Option<PathBuf>) {
-    let mut verify = TlsVerify::None;
-    let mut root = None;
-    let mut keep = |key: &str, value: &str| -> bool {
-        match (key, value) {
-            ("sslmode", "verify-full") => {
-                verify = TlsVerify::Full;
-                false
-            }
-            ("sslmode", "verify-ca") => {
-                verify = TlsVerify::Chain;
-                false
-            }
-            ("sslrootcert", path) => {
-                root = Some(PathBuf::from(path));
-                false
-            }
-            _ => true,
-        }
-    };
-    let cleaned = if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-        match raw.split_once('?') {
-            Some((base, query)) => {
-                let kept: Vec<&str> = query
-                    .split('&')
-                    .filter(|pair| {
-                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                        keep(k, v)
-                    })
-                    .collect();
-                if kept.is_empty() {
-                    base.to_string()
-                } else {
-                    format!("{base}?{}", kept.join("&"))
-                }
-            }
-            None => raw.to_string(),
-        }
-    } else {
-        raw.split_whitespace()
-            .filter(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                keep(k.trim(), v.trim())
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    (cleaned, verify, root)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_key_value_password_survives_intact() {
+        let t = Target::parse(r"host=h user=u password='a  b\'c\\d  ' dbname=x").unwrap();
+        assert_eq!(t.password().as_deref(), Some(r"a  b'c\d  "));
+        assert_eq!(t.display(), "h:5432/x");
+    }
 
     #[test]
     fn url_with_encoded_password_parses_and_display_hides_it() {

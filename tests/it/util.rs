@@ -53,6 +53,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Percent-encoding for a URL part (RFC 3986 unreserved characters pass).
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A private embedded PostgreSQL + pgvector server, stopped by [`Pg::stop`] or on drop.
 pub struct Pg {
     server: Option<EmbeddedServer>,

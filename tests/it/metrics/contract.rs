@@ -12,8 +12,8 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use super::promql::selectors;
-use super::{encode, http_get, Cluster, MONITORING};
-use crate::util::{free_port, run_bin, temp_dir, SMALL_DATA};
+use super::{http_get, Cluster, MONITORING};
+use crate::util::{encode, free_port, run_bin, temp_dir, SMALL_DATA};
 
 /// A real Prometheus, killed (by pid) on drop.
 struct Prometheus {

@@ -88,17 +88,6 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     (status, head.to_string(), body.to_string())
 }
 
-pub fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// One sample of `text` (the exposition format) whose line starts with `prefix`.
 pub fn sample(text: &str, prefix: &str) -> Option<f64> {
     text.lines()
