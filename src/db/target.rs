@@ -9,6 +9,7 @@
 //! of the string first ([`super::conninfo`]) and applied to our own native-tls connector,
 //! which is built once per endpoint and shared by its clones.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -183,6 +184,30 @@ impl Target {
             .map(|p| String::from_utf8_lossy(p).into_owned())
     }
 
+    /// `PGSSLMODE` (and `PGSSLROOTCERT` when the certificate is verified) for a libpq tool
+    /// such as pgbench, so that it checks the server exactly as our own connections do
+    /// before it is handed the password.
+    pub fn libpq_ssl_env(&self) -> Vec<(&'static str, OsString)> {
+        let mode = match (self.config.get_ssl_mode(), self.verify) {
+            (SslMode::Disable, _) => "disable",
+            (_, TlsVerify::Full) => "verify-full",
+            (_, TlsVerify::Chain) => "verify-ca",
+            (SslMode::Require, TlsVerify::None) => "require",
+            _ => "prefer",
+        };
+        let mut env = vec![("PGSSLMODE", OsString::from(mode))];
+        if mode.starts_with("verify") {
+            // Without sslrootcert our connector trusts the system store, which libpq 16+
+            // calls `system` (older libpq would look for ~/.postgresql/root.crt instead).
+            let root = match &self.root_cert {
+                Some(path) => path.clone().into_os_string(),
+                None => "system".into(),
+            };
+            env.push(("PGSSLROOTCERT", root));
+        }
+        env
+    }
+
     /// A TLS connector for the requested `sslmode`. With `disable` or a server without TLS
     /// (`prefer`), tokio-postgres never uses it.
     fn build_tls(&self) -> Result<MakeTlsConnector, TargetError> {
@@ -332,6 +357,40 @@ mod tests {
         }
         assert_eq!(builds() - before, 2);
         assert!(t.tls.get().is_none());
+    }
+
+    #[test]
+    fn libpq_tools_get_the_same_ssl_settings() {
+        let env = |raw: &str| -> Vec<(&str, String)> {
+            Target::parse(raw)
+                .unwrap()
+                .libpq_ssl_env()
+                .into_iter()
+                .map(|(k, v)| (k, v.into_string().unwrap()))
+                .collect()
+        };
+        let u = "postgres://u@h/db";
+        assert_eq!(env(u), [("PGSSLMODE", "prefer".into())]);
+        for mode in ["disable", "prefer", "require"] {
+            assert_eq!(
+                env(&format!("{u}?sslmode={mode}&sslrootcert=/ca.pem")),
+                [("PGSSLMODE", mode.into())]
+            );
+        }
+        assert_eq!(
+            env(&format!("{u}?sslmode=verify-full&sslrootcert=/my%20ca.pem")),
+            [
+                ("PGSSLMODE", "verify-full".into()),
+                ("PGSSLROOTCERT", "/my ca.pem".into())
+            ]
+        );
+        assert_eq!(
+            env("host=h sslmode=verify-ca"),
+            [
+                ("PGSSLMODE", "verify-ca".into()),
+                ("PGSSLROOTCERT", "system".into())
+            ]
+        );
     }
 
     #[test]

@@ -5,6 +5,11 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
+
+use pgvector_loadtest::calibrate::pgbench;
+use pgvector_loadtest::calibrate::CalibrateError;
+use pgvector_loadtest::db::target::Target;
 use tempfile::TempDir;
 
 use crate::util::{run_bin, temp_dir, PlainPg};
@@ -211,4 +216,44 @@ async fn sslrootcert_replaces_the_system_store() {
     let line = setup(url(Some("otherca.pem"))).await.usage_error();
     assert!(!line.contains("pgvector"), "TLS should have failed: {line}");
     assert!(line.to_lowercase().contains("certificate"), "{line}");
+}
+
+/// pgbench (here Debian's, whose libpq has TLS; the wheel's has none) is given the target's
+/// sslmode and root certificate: with the wrong CA it refuses the server before sending
+/// anything, with the right one it runs. (pgbench blocks this test's thread: it is short.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_checks_the_server_certificate_as_the_harness_does() {
+    let (certs, pg) = tls_server().await;
+    let work = temp_dir();
+    let bin_dir = Path::new("/usr/lib/postgresql/15/bin");
+    let bench = |root: &str| {
+        let target = Target::parse(&format!(
+            "host=localhost port={} user=postgres dbname=postgres password='unused  pw' \
+             sslmode=verify-full sslrootcert='{}'",
+            pg.port(),
+            certs.path().join(root).display()
+        ))
+        .unwrap();
+        let run = pgbench::Run {
+            bin_dir,
+            work_dir: work.path(),
+            target: &target,
+            script: "SELECT 1;\n",
+            clients: 1,
+            duration: Duration::from_secs(1),
+            session_options: String::new(),
+        };
+        pgbench::measure(&run, Duration::ZERO)
+    };
+    let msg = match bench("otherca.pem") {
+        Err(CalibrateError::Pgbench(msg)) => msg,
+        Err(e) => panic!("{e}"),
+        Ok(r) => panic!(
+            "pgbench accepted a server signed by another CA ({} ops)",
+            r.ok
+        ),
+    };
+    assert!(msg.contains("certificate verify failed"), "{msg}");
+    let result = bench("ca.pem").expect("pgbench trusts the right CA");
+    assert!(result.ok > 0 && result.failed == 0);
 }
