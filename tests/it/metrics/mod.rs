@@ -23,7 +23,7 @@ use pgvector_loadtest::db::embedded::{
 use pgvector_loadtest::db::target::Target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::util::temp_dir;
+use crate::util::{temp_dir, url_of};
 
 /// The repository's `monitoring/` folder.
 const MONITORING: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/monitoring");
@@ -63,16 +63,20 @@ impl Cluster {
     }
 
     pub fn replica_port(&self) -> u16 {
-        self.replica.as_ref().expect("replica").port()
+        self.replica().port()
+    }
+
+    pub fn replica(&self) -> &EmbeddedServer {
+        self.replica.as_ref().expect("replica")
     }
 }
 
-pub fn target(port: u16) -> Target {
-    Target::parse(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).unwrap()
+pub fn target(server: &EmbeddedServer) -> Target {
+    Target::parse(&url_of(server, "postgres")).unwrap()
 }
 
-pub async fn client(port: u16) -> tokio_postgres::Client {
-    target(port).connect().await.expect("connect")
+pub async fn client(server: &EmbeddedServer) -> tokio_postgres::Client {
+    target(server).connect().await.expect("connect")
 }
 
 /// `GET path` over HTTP/1.0 (no chunking); returns status, headers and body.
