@@ -49,12 +49,8 @@ fn command(run: &Run<'_>, script: &Path, duration: Duration) -> Command {
             cmd.env_remove(key);
         }
     }
-    let ssl = match t.config().get_ssl_mode() {
-        tokio_postgres::config::SslMode::Disable => "disable",
-        tokio_postgres::config::SslMode::Require => "require",
-        _ => "prefer",
-    };
-    cmd.env("PGSSLMODE", ssl)
+    // The same certificate checks as our own connections, before libpq sends the password.
+    cmd.envs(t.libpq_ssl_env())
         .env("PGOPTIONS", &run.session_options)
         .env("PGAPPNAME", "pgvector-loadtest-pgbench")
         .env("PGCONNECT_TIMEOUT", "10");

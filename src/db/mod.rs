@@ -1,6 +1,7 @@
 //! Everything that talks to PostgreSQL: endpoints, the embedded server, the pool, the schema
 //! and seeding.
 
+pub mod conninfo;
 pub mod embedded;
 pub mod pgpass;
 pub mod pool;
@@ -121,14 +122,7 @@ fn local_pg_bin() -> Option<std::path::PathBuf> {
     (has_vector && std::path::Path::new(&bin).join("postgres").is_file()).then(|| bin.into())
 }
 
+/// The embedded server as an endpoint, its password included (it never trusts anyone).
 fn embedded_target(server: &EmbeddedServer) -> Target {
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host("127.0.0.1")
-        .port(server.port())
-        .user("postgres")
-        .dbname("postgres")
-        .ssl_mode(tokio_postgres::config::SslMode::Disable)
-        .connect_timeout(std::time::Duration::from_secs(10));
-    Target::from_config(config)
+    Target::from_config(server.config())
 }

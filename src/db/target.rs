@@ -6,14 +6,18 @@
 //! file (`PGPASSFILE` or `~/.pgpass`, see [`super::pgpass`]) fill in a missing password, as
 //! libpq does, so a password need not sit in a URL at all. The TLS modes that
 //! tokio-postgres does not parse (`verify-ca`, `verify-full`, and `sslrootcert`) are taken out
-//! of the string first and applied to our own native-tls connector.
+//! of the string first ([`super::conninfo`]) and applied to our own native-tls connector,
+//! which is built once per endpoint and shared by its clones.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use postgres_native_tls::MakeTlsConnector;
+use tokio::sync::OnceCell;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::Config;
 
@@ -50,6 +54,9 @@ pub struct Target {
     config: Config,
     verify: TlsVerify,
     root_cert: Option<PathBuf>,
+    /// Filled on the first TLS connection and shared by clones: building a connector parses
+    /// CA certificates, milliseconds of CPU that every pooled connection would pay again.
+    tls: Arc<OnceCell<MakeTlsConnector>>,
 }
 
 impl fmt::Debug for Target {
@@ -62,9 +69,10 @@ impl fmt::Debug for Target {
 impl Target {
     /// Parses a URL or key=value string. A missing password is taken from `PGPASSWORD`.
     pub fn parse(raw: &str) -> Result<Target, TargetError> {
-        let (cleaned, verify, root_cert) = take_tls_options(raw);
+        let stripped = super::conninfo::take_tls_options(raw).map_err(TargetError::Parse)?;
+        let (verify, root_cert) = (stripped.verify, stripped.root_cert);
         let mut config =
-            Config::from_str(&cleaned).map_err(|e| TargetError::Parse(e.to_string()))?;
+            Config::from_str(&stripped.rest).map_err(|e| TargetError::Parse(e.to_string()))?;
         if config.get_hosts().is_empty() {
             config.host("127.0.0.1");
         }
@@ -87,6 +95,7 @@ impl Target {
             config,
             verify,
             root_cert,
+            tls: Arc::default(),
         };
         target.password_from_file()?;
         Ok(target)
@@ -123,6 +132,7 @@ impl Target {
             config,
             verify: TlsVerify::None,
             root_cert: None,
+            tls: Arc::default(),
         }
     }
 
@@ -174,26 +184,61 @@ impl Target {
             .map(|p| String::from_utf8_lossy(p).into_owned())
     }
 
-    /// A TLS connector matching the requested `sslmode`. With `disable` or a server without
-    /// TLS (`prefer`), tokio-postgres never uses it.
-    pub fn tls(&self) -> Result<MakeTlsConnector, TargetError> {
+    /// `PGSSLMODE` (and `PGSSLROOTCERT` when the certificate is verified) for a libpq tool
+    /// such as pgbench, so that it checks the server exactly as our own connections do
+    /// before it is handed the password.
+    pub fn libpq_ssl_env(&self) -> Vec<(&'static str, OsString)> {
+        let mode = match (self.config.get_ssl_mode(), self.verify) {
+            (SslMode::Disable, _) => "disable",
+            (_, TlsVerify::Full) => "verify-full",
+            (_, TlsVerify::Chain) => "verify-ca",
+            (SslMode::Require, TlsVerify::None) => "require",
+            _ => "prefer",
+        };
+        let mut env = vec![("PGSSLMODE", OsString::from(mode))];
+        if mode.starts_with("verify") {
+            // Without sslrootcert our connector trusts the system store, which libpq 16+
+            // calls `system` (older libpq would look for ~/.postgresql/root.crt instead).
+            let root = match &self.root_cert {
+                Some(path) => path.clone().into_os_string(),
+                None => "system".into(),
+            };
+            env.push(("PGSSLROOTCERT", root));
+        }
+        env
+    }
+
+    /// A TLS connector for the requested `sslmode`. With `disable` or a server without TLS
+    /// (`prefer`), tokio-postgres never uses it.
+    fn build_tls(&self) -> Result<MakeTlsConnector, TargetError> {
+        #[cfg(test)]
+        tests::TLS_BUILDS.with(|n| n.set(n.get() + 1));
         let mut builder = native_tls::TlsConnector::builder();
         match self.verify {
             TlsVerify::None => {
-                builder.danger_accept_invalid_certs(true);
-                builder.danger_accept_invalid_hostnames(true);
+                // Nothing is verified, so no CA is trusted either.
+                builder
+                    .disable_built_in_roots(true)
+                    .danger_accept_invalid_certs(true)
+                    .danger_accept_invalid_hostnames(true);
             }
             TlsVerify::Chain => {
                 builder.danger_accept_invalid_hostnames(true);
             }
             TlsVerify::Full => {}
         }
-        if let Some(path) = &self.root_cert {
-            let pem = std::fs::read(path)
-                .map_err(|e| TargetError::Tls(format!("{}: {e}", path.display())))?;
-            let cert = native_tls::Certificate::from_pem(&pem)
-                .map_err(|e| TargetError::Tls(format!("{}: {e}", path.display())))?;
-            builder.add_root_certificate(cert);
+        if let (Some(path), TlsVerify::Chain | TlsVerify::Full) = (&self.root_cert, self.verify) {
+            let fail = |e: &dyn fmt::Display| TargetError::Tls(format!("{}: {e}", path.display()));
+            let pem = std::fs::read(path).map_err(|e| fail(&e))?;
+            let certs = native_tls::Certificate::stack_from_pem(&pem).map_err(|e| fail(&e))?;
+            if certs.is_empty() {
+                return Err(fail(&"no PEM certificate in the file"));
+            }
+            // libpq trusts only the sslrootcert file: the system's CAs must not be added to it.
+            builder.disable_built_in_roots(true);
+            for cert in certs {
+                builder.add_root_certificate(cert);
+            }
         }
         let connector = builder
             .build()
@@ -203,8 +248,6 @@ impl Target {
 
     /// Opens one connection and drives it on a background task.
     pub async fn connect(&self) -> Result<tokio_postgres::Client, ConnectError> {
-        // Building a TLS connector loads the system's CA store: milliseconds of CPU and
-        // about a megabyte per connection, wasted when TLS is off.
         if self.config.get_ssl_mode() == SslMode::Disable {
             let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
             tokio::spawn(async move {
@@ -212,7 +255,12 @@ impl Target {
             });
             return Ok(client);
         }
-        let tls = self.tls()?;
+        // A failed build is not cached: the next connection tries again (a CA file put back).
+        let tls = self
+            .tls
+            .get_or_try_init(|| async { self.build_tls() })
+            .await?
+            .clone();
         let (client, connection) = self.config.connect(tls).await?;
         tokio::spawn(async move {
             // The error, if any, surfaces on the client's next call as is_closed().
@@ -248,60 +296,109 @@ pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
     text
 }
 
-/// Removes `sslmode=verify-*` and `sslrootcert=` from a URL or key=value string.
-fn take_tls_options(raw: &str) -> (String, TlsVerify, Option<PathBuf>) {
-    let mut verify = TlsVerify::None;
-    let mut root = None;
-    let mut keep = |key: &str, value: &str| -> bool {
-        match (key, value) {
-            ("sslmode", "verify-full") => {
-                verify = TlsVerify::Full;
-                false
-            }
-            ("sslmode", "verify-ca") => {
-                verify = TlsVerify::Chain;
-                false
-            }
-            ("sslrootcert", path) => {
-                root = Some(PathBuf::from(path));
-                false
-            }
-            _ => true,
-        }
-    };
-    let cleaned = if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-        match raw.split_once('?') {
-            Some((base, query)) => {
-                let kept: Vec<&str> = query
-                    .split('&')
-                    .filter(|pair| {
-                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                        keep(k, v)
-                    })
-                    .collect();
-                if kept.is_empty() {
-                    base.to_string()
-                } else {
-                    format!("{base}?{}", kept.join("&"))
-                }
-            }
-            None => raw.to_string(),
-        }
-    } else {
-        raw.split_whitespace()
-            .filter(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                keep(k.trim(), v.trim())
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    (cleaned, verify, root)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Connectors built on this thread (a current-thread test runtime builds on its own).
+        pub(super) static TLS_BUILDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    fn builds() -> usize {
+        TLS_BUILDS.with(|n| n.get())
+    }
+
+    /// A loopback port that refuses connections: the connector is built before any I/O, so
+    /// a refused connection has still built (or reused) it.
+    fn closed_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn tls_connector_is_built_once_per_target_and_shared_by_clones() {
+        let url = format!(
+            "postgres://u@127.0.0.1:{}/db?sslmode=require",
+            closed_port()
+        );
+        let t = Target::parse(&url).unwrap();
+        let before = builds();
+        for target in [&t, &t, &t.clone(), &t.with_application_name("side")] {
+            let err = target.connect().await.unwrap_err();
+            assert!(matches!(err, ConnectError::Postgres(_)), "{err}");
+        }
+        assert_eq!(builds() - before, 1, "one connector for one target");
+        let first = t.tls.get().expect("cached") as *const MakeTlsConnector;
+        let clone = t.clone();
+        assert!(std::ptr::eq(first, clone.tls.get().unwrap()));
+        // Another target has its own; sslmode=disable builds none.
+        let _ = Target::parse(&url).unwrap().connect().await;
+        assert_eq!(builds() - before, 2);
+        let off = Target::parse(&url.replace("require", "disable")).unwrap();
+        let _ = off.connect().await;
+        assert_eq!(builds() - before, 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_tls_setup_is_a_target_error_and_is_retried() {
+        let url = format!(
+            "postgres://u@127.0.0.1:{}/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+            closed_port()
+        );
+        let t = Target::parse(&url).unwrap();
+        let before = builds();
+        for _ in 0..2 {
+            let err = t.connect().await.unwrap_err();
+            assert!(
+                matches!(&err, ConnectError::Target(TargetError::Tls(m)) if m.contains("/nonexistent/ca.pem")),
+                "{err}"
+            );
+        }
+        assert_eq!(builds() - before, 2);
+        assert!(t.tls.get().is_none());
+    }
+
+    #[test]
+    fn libpq_tools_get_the_same_ssl_settings() {
+        let env = |raw: &str| -> Vec<(&str, String)> {
+            Target::parse(raw)
+                .unwrap()
+                .libpq_ssl_env()
+                .into_iter()
+                .map(|(k, v)| (k, v.into_string().unwrap()))
+                .collect()
+        };
+        let u = "postgres://u@h/db";
+        assert_eq!(env(u), [("PGSSLMODE", "prefer".into())]);
+        for mode in ["disable", "prefer", "require"] {
+            assert_eq!(
+                env(&format!("{u}?sslmode={mode}&sslrootcert=/ca.pem")),
+                [("PGSSLMODE", mode.into())]
+            );
+        }
+        assert_eq!(
+            env(&format!("{u}?sslmode=verify-full&sslrootcert=/my%20ca.pem")),
+            [
+                ("PGSSLMODE", "verify-full".into()),
+                ("PGSSLROOTCERT", "/my ca.pem".into())
+            ]
+        );
+        assert_eq!(
+            env("host=h sslmode=verify-ca"),
+            [
+                ("PGSSLMODE", "verify-ca".into()),
+                ("PGSSLROOTCERT", "system".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn quoted_key_value_password_survives_intact() {
+        let t = Target::parse(r"host=h user=u password='a  b\'c\\d  ' dbname=x").unwrap();
+        assert_eq!(t.password().as_deref(), Some(r"a  b'c\d  "));
+        assert_eq!(t.display(), "h:5432/x");
+    }
 
     #[test]
     fn url_with_encoded_password_parses_and_display_hides_it() {

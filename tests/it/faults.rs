@@ -21,7 +21,7 @@ use tempfile::TempDir;
 
 use crate::child::Child;
 use crate::scrape::{Scrape, Scraper};
-use crate::util::{free_port, temp_dir, Run, SMALL_DATA};
+use crate::util::{encode, free_port, temp_dir, Run, SMALL_DATA};
 
 /// A bound on every run here: 20 s of load plus setup and the faults.
 const LIMIT: Duration = Duration::from_secs(90);
@@ -33,6 +33,8 @@ pub struct Restartable {
     name: String,
     port: u16,
     bin: PathBuf,
+    /// Kept across restarts (the cluster keeps it too), so the URL outlives a stop.
+    password: String,
 }
 
 impl Restartable {
@@ -60,6 +62,7 @@ impl Restartable {
             name: "primary".into(),
             port: free_port(),
             bin,
+            password: String::new(),
         };
         me.start().await;
         me
@@ -70,6 +73,7 @@ impl Restartable {
         let server = self.server().start_replica(name).await.expect("replica");
         Restartable {
             port: server.port(),
+            password: server.password().to_string(),
             server: Some(server),
             home: self.home.clone(),
             name: name.into(),
@@ -91,16 +95,20 @@ impl Restartable {
     /// Starts (again) on the same port and data directory.
     pub async fn start(&mut self) {
         assert!(self.server.is_none());
-        self.server = Some(
-            EmbeddedServer::start(self.options())
-                .await
-                .expect("server starts"),
-        );
+        let server = EmbeddedServer::start(self.options())
+            .await
+            .expect("server starts");
+        self.password = server.password().to_string();
+        self.server = Some(server);
     }
 
-    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/postgres`.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/postgres",
+            encode(&self.password),
+            self.port
+        )
     }
 
     /// A client of database `postgres`.

@@ -10,6 +10,7 @@ use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 
 use pgvector_loadtest::cli::Cli;
 use pgvector_loadtest::config::Config;
+use pgvector_loadtest::db::target::Target;
 use pgvector_loadtest::profile;
 use pgvector_loadtest::workload::dataset::{Dataset, DatasetSpec};
 
@@ -222,4 +223,39 @@ fn the_parser_accepts_the_documented_main_job() {
         config.database.is_none(),
         "no URL means the embedded server"
     );
+}
+
+/// libpq's quoting of a key=value value, written independently of the harness's.
+fn libpq_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+#[test]
+fn any_password_survives_both_connection_string_forms() {
+    let mut runner = runner(1000);
+    let password = any::<String>().prop_filter("libpq strings end at NUL", |p| !p.contains('\0'));
+    let space = prop_oneof![Just(""), Just(" "), Just("  "), Just("\t")];
+    runner
+        .run(
+            &(password, space.clone(), space),
+            |(password, around_eq, between)| {
+                let kv = format!(
+                    "host=h dbname=d{between} password{around_eq}={around_eq}{}{between} \
+                     sslmode=verify-full sslrootcert={}",
+                    libpq_quote(&password),
+                    libpq_quote("/tmp/a  b'.pem")
+                );
+                let t = Target::parse(&kv).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(t.password(), Some(password.clone()));
+                prop_assert_eq!(t.display(), "h:5432/d");
+                let url = format!(
+                    "postgres://postgres:{}@h/postgres?sslmode=verify-ca",
+                    crate::util::encode(&password)
+                );
+                let t = Target::parse(&url).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(t.password(), Some(password.clone()));
+                Ok(())
+            },
+        )
+        .unwrap();
 }

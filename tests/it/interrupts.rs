@@ -9,13 +9,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use pgvector_loadtest::db::embedded::{default_home, ensure_install};
+use pgvector_loadtest::db::embedded::{default_home, ensure_install, password_path};
 use pgvector_loadtest::report::summary::Summary;
 use tempfile::TempDir;
 
 use crate::child::Child;
 use crate::scrape::Scraper;
-use crate::util::{free_port, temp_dir, Run, REPORTS};
+use crate::util::{encode, free_port, temp_dir, Run, REPORTS};
 
 /// A run of the binary on its own embedded server.
 struct Embedded {
@@ -264,8 +264,13 @@ async fn second_signal_exits_at_once() {
     scraper.wait_queries(10.0, &mut e.child).await;
     // Every query now blocks on a lock (no statement timeout): the drain after the first
     // signal cannot finish by itself.
+    // The embedded server requires the password the binary stored beside its data.
+    let password = std::fs::read_to_string(password_path(e.home.path(), "primary")).unwrap();
     let (admin, conn) = tokio_postgres::connect(
-        &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        &format!(
+            "postgres://postgres:{}@127.0.0.1:{port}/postgres",
+            encode(password.trim_end())
+        ),
         tokio_postgres::NoTls,
     )
     .await

@@ -37,7 +37,7 @@ async fn password_file_works_for_load_and_bench_and_never_leaks() {
     .unwrap();
     std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
     let env = [("PGPASSFILE", passfile.to_str().unwrap())];
-    let url = pg.url();
+    let url = pg.bare_url();
     let reports = temp_dir();
     let report_dir = reports.path().to_str().unwrap();
     let port = free_port();

@@ -66,7 +66,7 @@ async fn password_in_url_or_env_works_and_never_leaks() {
     let run = run_bin(&load_args(&in_url, reports.path().to_str().unwrap()), &[]).await;
     assert_no_leak(&run, reports.path());
 
-    let bare = pg.url();
+    let bare = pg.bare_url();
     let reports = temp_dir();
     let run = run_bin(
         &load_args(&bare, reports.path().to_str().unwrap()),

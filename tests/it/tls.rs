@@ -5,6 +5,12 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
+
+use pgvector_loadtest::calibrate::pgbench;
+use pgvector_loadtest::calibrate::CalibrateError;
+use pgvector_loadtest::db::target::Target;
+use tempfile::TempDir;
 
 use crate::util::{run_bin, temp_dir, PlainPg};
 
@@ -82,8 +88,9 @@ fn make_certificates(dir: &Path) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sslmode_verify_full_checks_the_ca_and_the_host_name() {
+/// Debian's PostgreSQL 15 serving TLS with a certificate for `localhost` signed by `ca.pem`;
+/// the directory also holds `otherca.pem`, which signed nothing the server has.
+async fn tls_server() -> (TempDir, PlainPg) {
     let certs = temp_dir();
     make_certificates(certs.path());
     let source = certs.path().to_path_buf();
@@ -111,6 +118,12 @@ async fn sslmode_verify_full_checks_the_ca_and_the_host_name() {
         ]
     })
     .await;
+    (certs, pg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_verify_full_checks_the_ca_and_the_host_name() {
+    let (certs, pg) = tls_server().await;
     let reports = temp_dir();
     let dir = reports.path().to_str().unwrap();
     let ca = certs.path().join("ca.pem");
@@ -164,4 +177,83 @@ async fn sslmode_verify_full_checks_the_ca_and_the_host_name() {
     .await
     .usage_error();
     assert!(line.contains("/nonexistent/ca.pem"), "{line}");
+}
+
+/// libpq trusts only the `sslrootcert` file. The server's CA is made part of the system
+/// store (OpenSSL reads `SSL_CERT_FILE` for its default paths), so a connector that added
+/// the file to the system store instead of replacing it would accept the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslrootcert_replaces_the_system_store() {
+    let (certs, pg) = tls_server().await;
+    let reports = temp_dir();
+    let dir = reports.path().to_str().unwrap();
+    let ca = certs.path().join("ca.pem");
+    let system = [("SSL_CERT_FILE", ca.to_str().unwrap())];
+    let url = |root: Option<&str>| {
+        let mut u = format!(
+            "postgres://postgres@localhost:{}/postgres?sslmode=verify-full",
+            pg.port()
+        );
+        if let Some(root) = root {
+            u.push_str(&format!(
+                "&sslrootcert={}",
+                certs.path().join(root).display()
+            ));
+        }
+        u
+    };
+    let setup = |u: String| async move {
+        run_bin(
+            &["setup", "--database-url", &u, "--report-dir", dir],
+            &system,
+        )
+        .await
+    };
+    // The system store does hold the server's CA here: without sslrootcert it is trusted.
+    let line = setup(url(None)).await.usage_error();
+    assert!(line.contains("no pgvector extension"), "{line}");
+    // With sslrootcert naming another CA, the system store no longer counts.
+    let line = setup(url(Some("otherca.pem"))).await.usage_error();
+    assert!(!line.contains("pgvector"), "TLS should have failed: {line}");
+    assert!(line.to_lowercase().contains("certificate"), "{line}");
+}
+
+/// pgbench (here Debian's, whose libpq has TLS; the wheel's has none) is given the target's
+/// sslmode and root certificate: with the wrong CA it refuses the server before sending
+/// anything, with the right one it runs. (pgbench blocks this test's thread: it is short.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_checks_the_server_certificate_as_the_harness_does() {
+    let (certs, pg) = tls_server().await;
+    let work = temp_dir();
+    let bin_dir = Path::new("/usr/lib/postgresql/15/bin");
+    let bench = |root: &str| {
+        let target = Target::parse(&format!(
+            "host=localhost port={} user=postgres dbname=postgres password='unused  pw' \
+             sslmode=verify-full sslrootcert='{}'",
+            pg.port(),
+            certs.path().join(root).display()
+        ))
+        .unwrap();
+        let run = pgbench::Run {
+            bin_dir,
+            work_dir: work.path(),
+            target: &target,
+            script: "SELECT 1;\n",
+            clients: 1,
+            duration: Duration::from_secs(1),
+            session_options: String::new(),
+        };
+        pgbench::measure(&run, Duration::ZERO)
+    };
+    let msg = match bench("otherca.pem") {
+        Err(CalibrateError::Pgbench(msg)) => msg,
+        Err(e) => panic!("{e}"),
+        Ok(r) => panic!(
+            "pgbench accepted a server signed by another CA ({} ops)",
+            r.ok
+        ),
+    };
+    assert!(msg.contains("certificate verify failed"), "{msg}");
+    let result = bench("ca.pem").expect("pgbench trusts the right CA");
+    assert!(result.ok > 0 && result.failed == 0);
 }

@@ -53,15 +53,36 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Percent-encoding for a URL part (RFC 3986 unreserved characters pass).
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The URL of database `db` on an embedded server, with its password (which the embedded
+/// server always requires).
+pub fn url_of(server: &EmbeddedServer, db: &str) -> String {
+    format!(
+        "postgres://postgres:{}@127.0.0.1:{}/{db}",
+        encode(server.password()),
+        server.port()
+    )
+}
+
 /// A private embedded PostgreSQL + pgvector server, stopped by [`Pg::stop`] or on drop.
 pub struct Pg {
     server: Option<EmbeddedServer>,
-    password: Option<String>,
     _home: TempDir,
 }
 
 impl Pg {
-    /// A fresh server with trust authentication.
+    /// A fresh server with a random password, as the harness makes them.
     pub async fn start() -> Pg {
         Pg::start_with(None, 100).await
     }
@@ -72,7 +93,7 @@ impl Pg {
         Pg::start_with(None, max_connections).await
     }
 
-    /// A fresh server whose host connections need `password` (scram-sha-256).
+    /// A fresh server whose connections need `password` (scram-sha-256).
     pub async fn start_with_password(password: &str) -> Pg {
         Pg::start_with(Some(password.to_string()), 100).await
     }
@@ -84,7 +105,7 @@ impl Pg {
             home: home.path().to_path_buf(),
             pg_bin: Some(bin),
             max_connections,
-            password: password.clone(),
+            password,
             // Several servers run at once on a small machine.
             settings: vec![("shared_buffers".into(), "64MB".into())],
             ..EmbeddedOptions::default()
@@ -93,7 +114,6 @@ impl Pg {
         .expect("embedded server starts");
         Pg {
             server: Some(server),
-            password,
             _home: home,
         }
     }
@@ -107,27 +127,26 @@ impl Pg {
         self.server().port()
     }
 
-    /// `postgres://postgres@127.0.0.1:PORT/postgres` (no password).
+    /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/postgres`.
     pub fn url(&self) -> String {
+        self.url_db("postgres")
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`: no password, the server refuses it
+    /// unless one comes from elsewhere (`PGPASSWORD`, a password file).
+    pub fn bare_url(&self) -> String {
         self.server().url()
     }
 
-    /// The URL of database `db` on this server (no password).
+    /// The URL of database `db` on this server, with the password.
     pub fn url_db(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port())
+        url_of(self.server(), db)
     }
 
-    /// A client connected to database `db` as `postgres`, with the password if one is set.
+    /// A client connected to database `db` as `postgres`.
     pub async fn client(&self, db: &str) -> tokio_postgres::Client {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host("127.0.0.1")
-            .port(self.port())
-            .user("postgres")
-            .dbname(db);
-        if let Some(pw) = &self.password {
-            config.password(pw);
-        }
+        let mut config = self.server().config();
+        config.dbname(db);
         let (client, connection) = config
             .connect(tokio_postgres::NoTls)
             .await

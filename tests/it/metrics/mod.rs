@@ -24,7 +24,7 @@ use pgvector_loadtest::db::embedded::{
 use pgvector_loadtest::db::target::Target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::util::temp_dir;
+use crate::util::{temp_dir, url_of};
 
 /// The repository's `monitoring/` folder.
 const MONITORING: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/monitoring");
@@ -64,16 +64,20 @@ impl Cluster {
     }
 
     pub fn replica_port(&self) -> u16 {
-        self.replica.as_ref().expect("replica").port()
+        self.replica().port()
+    }
+
+    pub fn replica(&self) -> &EmbeddedServer {
+        self.replica.as_ref().expect("replica")
     }
 }
 
-pub fn target(port: u16) -> Target {
-    Target::parse(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).unwrap()
+pub fn target(server: &EmbeddedServer) -> Target {
+    Target::parse(&url_of(server, "postgres")).unwrap()
 }
 
-pub async fn client(port: u16) -> tokio_postgres::Client {
-    target(port).connect().await.expect("connect")
+pub async fn client(server: &EmbeddedServer) -> tokio_postgres::Client {
+    target(server).connect().await.expect("connect")
 }
 
 /// `GET path` over HTTP/1.0 (no chunking); returns status, headers and body.
@@ -87,17 +91,6 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
     (status, head.to_string(), body.to_string())
-}
-
-pub fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// One sample of `text` (the exposition format) whose line starts with `prefix`.
