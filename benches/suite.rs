@@ -9,5 +9,5 @@ fn main() -> std::process::ExitCode {
         .chain(std::iter::once("bench".to_string()))
         .chain(std::env::args().skip(1).filter(|a| a != "--bench"));
     let cli = pgvector_loadtest::cli::Cli::parse_from(args);
-    std::process::ExitCode::from(pgvector_loadtest::run(cli) as u8)
+    std::process::ExitCode::from(pgvector_loadtest::run(cli).code())
 }

@@ -147,15 +147,14 @@ async fn connections_are_counted_server_wide_by_database() {
     // max_connections is the server's: connections to another database use it up as well, so
     // the series the alerts divide by it must count them.
     let cluster = Cluster::start(false).await;
-    let port = cluster.primary.port();
-    let admin = client(port).await;
+    let admin = client(&cluster.primary).await;
     admin.batch_execute("CREATE DATABASE other").await.unwrap();
-    let other = Target::parse(&format!("postgres://postgres@127.0.0.1:{port}/other")).unwrap();
+    let other = Target::parse(&url_of(&cluster.primary, "other")).unwrap();
     let mut extra = Vec::new();
     for _ in 0..7 {
         extra.push(other.connect().await.expect("connect to other"));
     }
-    let mut poller = Poller::new(target(port), Vec::new());
+    let mut poller = Poller::new(target(&cluster.primary), Vec::new());
     let snapshot = poller.poll().await;
     let text = render(&snapshot);
     let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}: {text}"));
