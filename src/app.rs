@@ -1,7 +1,7 @@
 //! The run from validated configuration to exit code: endpoints, schema and seed, the load
 //! test, reports, shutdown.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
@@ -50,7 +50,6 @@ static SIGNAL_AT: OnceLock<Instant> = OnceLock::new();
 pub fn signal_received_at() -> Option<Instant> {
     SIGNAL_AT.get().copied()
 }
-static CHILD_PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// The process-wide cancellation token, cancelled by the first SIGINT/SIGTERM. The second
 /// signal stops the embedded servers and exits at once.
@@ -64,7 +63,7 @@ pub fn signals() -> CancellationToken {
             let _ = ctrlc::set_handler(move || {
                 if handler_token.is_cancelled() {
                     eprintln!("second signal: exiting now");
-                    for pid in CHILD_PIDS.lock().map(|p| p.clone()).unwrap_or_default() {
+                    for pid in crate::db::embedded::running_pids() {
                         let _ = nix::sys::signal::kill(
                             nix::unistd::Pid::from_raw(pid as i32),
                             nix::sys::signal::Signal::SIGINT,
@@ -95,7 +94,6 @@ pub async fn run(config: Config) -> Result<Exit, AppError> {
         e = Endpoints::open(&config) => e.map_err(|e| AppError::Usage(e.to_string()))?,
         _ = signals.cancelled() => return Err(AppError::Interrupted),
     };
-    *CHILD_PIDS.lock().unwrap_or_else(|p| p.into_inner()) = endpoints.server_pids();
     let result = match crate::metrics::start(listener, &config, &endpoints, &signals).await {
         Ok(crate::metrics::Started::Standalone) => Ok(Exit::Success),
         Ok(crate::metrics::Started::Sidecar(sidecar)) => {
@@ -106,7 +104,6 @@ pub async fn run(config: Config) -> Result<Exit, AppError> {
         Err(e) => Err(AppError::Failed(e.to_string())),
     };
     endpoints.shutdown().await;
-    CHILD_PIDS.lock().unwrap_or_else(|p| p.into_inner()).clear();
     result
 }
 

@@ -91,11 +91,6 @@ impl Endpoints {
         }
     }
 
-    /// Process ids of the embedded servers, for a last-resort stop on a second signal.
-    pub fn server_pids(&self) -> Vec<u32> {
-        self.servers.iter().map(EmbeddedServer::pid).collect()
-    }
-
     /// Whether the primary is the embedded server.
     pub fn is_embedded(&self) -> bool {
         !self.servers.is_empty()

@@ -304,3 +304,27 @@ async fn second_signal_exits_at_once() {
         assert_eq!(text, "previous run", "{name} after a hard exit");
     }
 }
+
+#[tokio::test]
+async fn two_signals_while_the_servers_start_leave_none_running() {
+    // A replica to start after the primary: the signals arrive while Endpoints::open is still
+    // at work, before the load test (and its shutdown path) exists.
+    let mut args = STEADY.to_vec();
+    args.extend(["--embedded-replicas", "1"]);
+    let mut e = start(&args).await;
+    let pid = e.postmaster().await;
+    e.child.signal(Signal::SIGINT);
+    e.child.signal(Signal::SIGINT);
+    let (run, took) = e.child.finish(Duration::from_secs(30)).await;
+    eprintln!(
+        "two signals while starting: exit {} after {took:?}",
+        run.code
+    );
+    run.expect_code(130);
+    assert_gone(pid).await;
+    let replica = e.home.path().join("data/replica1/postmaster.pid");
+    if let Ok(text) = std::fs::read_to_string(&replica) {
+        let replica_pid: i32 = text.lines().next().unwrap().trim().parse().unwrap();
+        assert_gone(replica_pid).await;
+    }
+}

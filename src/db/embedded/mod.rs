@@ -27,6 +27,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -356,6 +357,7 @@ impl EmbeddedServer {
             cmd.arg("-c").arg(format!("{name}={value}"));
         }
         let child = cmd.spawn().map_err(io_err(&postgres))?;
+        set_running(child.id(), true);
         log::info!("server log: {}", log.path.display());
         // Owning the child from here on means an error below still stops it.
         let mut server = EmbeddedServer {
@@ -543,8 +545,27 @@ impl Drop for EmbeddedServer {
     }
 }
 
+/// Servers this process started and has not stopped. They run in their own process group, so
+/// a terminal's Ctrl-C does not reach them, and a second signal exits at once without running
+/// destructors: it stops these first, also while `Endpoints::open` is still starting them.
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// The pids of the embedded servers running now.
+pub fn running_pids() -> Vec<u32> {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn set_running(pid: u32, running: bool) {
+    let mut pids = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    pids.retain(|p| *p != pid);
+    if running {
+        pids.push(pid);
+    }
+}
+
 /// SIGINT (fast shutdown), then SIGKILL if the server outlives `timeout`.
 fn shutdown(mut child: Child, timeout: Duration) -> io::Result<()> {
+    set_running(child.id(), false);
     let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGINT);
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
