@@ -1,6 +1,8 @@
 //! Tests of the embedded server: each starts real PostgreSQL servers in its own home.
 
 use super::*;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
 use std::os::unix::fs::MetadataExt;
 use tempfile::TempDir;
 
