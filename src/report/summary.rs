@@ -12,7 +12,7 @@ use crate::load::stats::{OpStats, Snapshot};
 use crate::workload::ops::Op;
 
 /// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Percentiles {
     /// Smallest.
     pub min: u64,
@@ -85,7 +85,8 @@ pub struct OpSummary {
     /// this one.
     pub latency_us: Percentiles,
     /// Service time, µs: the query alone, after the connection was in hand (attempts that
-    /// reached the server).
+    /// reached the server). Absent from summaries of earlier versions.
+    #[serde(default)]
     pub service_us: Percentiles,
     /// Time waiting for a pool connection, µs. With an uncontended pool, response and service
     /// time agree; the difference is the client-side queue.

@@ -184,13 +184,13 @@ async fn every_namespace_gets_search_and_bulk_users() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_bin(&args, &[]).await.expect_code(0);
 
-    // Keys are lt_RUN_USER_SEQ; a bulk user writes batches of 50 rows, a search user one row
+    // Keys end in _USER_SEQ; a bulk user writes batches of 50 rows, a search user one row
     // now and then.
     let c = pg.client("postgres").await;
     let rows = c
         .query(
-            "SELECT namespace, split_part(key, '_', 3), count(*) FROM memory_entries \
-             WHERE key LIKE 'lt\\_%' GROUP BY 1, 2",
+            "SELECT namespace, reverse(split_part(reverse(key), '_', 2)), count(*) \
+             FROM memory_entries WHERE key LIKE 'lt\\_%' GROUP BY 1, 2",
             &[],
         )
         .await
@@ -337,12 +337,21 @@ async fn rates_are_per_second_of_the_load_phase_not_of_the_dashboard_wait() {
         &port,
     ];
     args.extend(SMALL_DATA);
-    // With --dashboard, Goose waits for Ctrl-C after the run: that idle time is no load.
+    // With --dashboard and a browser tab on the event stream, Goose waits for Ctrl-C after
+    // the run (so the report can still be downloaded): that idle time is no load.
     let child = crate::child::Child::spawn(&args, &[]);
+    let tab = tokio::spawn(watch_events(port.parse().unwrap()));
     tokio::time::sleep(Duration::from_secs(14)).await;
+    assert!(!tab.is_finished(), "the event stream closed before Ctrl-C");
     child.signal(nix::sys::signal::Signal::SIGINT);
     let (run, _) = child.finish(Duration::from_secs(30)).await;
     run.expect_code(0);
+    assert!(
+        run.stdout().contains("Run finished"),
+        "Goose did not wait for the dashboard\n{}",
+        run.dump()
+    );
+    tab.abort();
     let summary: serde_json::Value = serde_json::from_slice(
         &std::fs::read(reports.path().join("load_test_summary.json")).unwrap(),
     )
@@ -369,4 +378,26 @@ async fn rates_are_per_second_of_the_load_phase_not_of_the_dashboard_wait() {
         "CSV {csv_rate}/s vs {rate}/s"
     );
     pg.stop().await;
+}
+
+/// A browser tab on the web UI's event stream: connects once the dashboard listens, then
+/// reads until the stream ends.
+async fn watch_events(port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut stream = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => break s,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("dashboard never listened: {e}"),
+        }
+    };
+    let request = format!(
+        "GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 4096];
+    while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
 }
