@@ -329,6 +329,21 @@ fn write_reports(
         .line(summary.failure_share, &summary.aggregated.failures)
     {
         println!("{line}");
+        // The profile's own success-rate objective, beside it: the stricter decides.
+        for v in summary
+            .objectives
+            .iter()
+            .filter(|v| v.metric == "success_rate_pct")
+        {
+            println!(
+                "  profile objective {}: {} (measured {}, target {} {})",
+                v.name,
+                v.status.label(),
+                v.measured.map_or("n/a".into(), |m| format!("{m:.2} %")),
+                v.direction,
+                v.target
+            );
+        }
     }
     println!("reports written to {}", dir.display());
     Ok((summary.objectives, summary.failure_gate))

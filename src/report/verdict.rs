@@ -136,6 +136,18 @@ pub fn evaluate(
         .collect()
 }
 
+impl Status {
+    /// PASS, WARN, FAIL or N/A, as the reports write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+            Status::NotMeasured => "N/A",
+        }
+    }
+}
+
 /// Whether a gating objective failed.
 pub fn breached(verdicts: &[Verdict]) -> bool {
     verdicts.iter().any(|v| v.gate && v.status == Status::Fail)
@@ -151,12 +163,7 @@ pub fn print(w: &mut dyn Write, profile: &str, verdicts: &[Verdict]) -> std::io:
         "objective", "operations", "measured", "target", "critical"
     )?;
     for v in verdicts {
-        let status = match v.status {
-            Status::Pass => "PASS",
-            Status::Warn => "WARN",
-            Status::Fail => "FAIL",
-            Status::NotMeasured => "N/A",
-        };
+        let status = v.status.label();
         writeln!(
             w,
             "{:<32} {:<28} {:>11} {:>10} {:>10}  {}{}",
