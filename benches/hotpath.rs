@@ -18,7 +18,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use goose::config::GooseConfiguration;
 use goose::goose::GooseUser;
 use pgvector::Vector;
-use pgvector_loadtest::load::stats::{Outcome, StatsHub};
+use pgvector_loadtest::engine::stats::{Outcome, StatsHub};
 use pgvector_loadtest::workload::dataset::{Dataset, DatasetSpec};
 use pgvector_loadtest::workload::ops::Op;
 use prometheus::{Histogram, HistogramOpts, HistogramVec};

@@ -1,10 +1,8 @@
 //! The run from validated configuration to exit code: endpoints, schema and seed, the load
 //! test, reports, shutdown.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
-
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Mode};
 use crate::db::schema::{self, Prepared};
@@ -15,6 +13,7 @@ use crate::report::gate::GateVerdict;
 use crate::report::summary::{RunInfo, Summary};
 use crate::report::verdict::{self, Verdict};
 use crate::report::{csv_io, locust, write_atomic};
+use crate::shutdown::Shutdown;
 use crate::workload::dataset::Dataset;
 use crate::Exit;
 
@@ -43,61 +42,21 @@ impl AppError {
     }
 }
 
-static SIGNALS: OnceLock<CancellationToken> = OnceLock::new();
-static SIGNAL_AT: OnceLock<Instant> = OnceLock::new();
-
-/// When the first SIGINT/SIGTERM arrived, if one did.
-pub fn signal_received_at() -> Option<Instant> {
-    SIGNAL_AT.get().copied()
-}
-
-/// The process-wide cancellation token, cancelled by the first SIGINT/SIGTERM. The second
-/// signal stops the embedded servers and exits at once.
-pub fn signals() -> CancellationToken {
-    SIGNALS
-        .get_or_init(|| {
-            let token = CancellationToken::new();
-            let handler_token = token.clone();
-            // Goose tries to install its own handler later and carries on when it cannot;
-            // ours forwards to Goose's killswitch so its users stop and its reports are written.
-            let _ = ctrlc::set_handler(move || {
-                if handler_token.is_cancelled() {
-                    eprintln!("second signal: exiting now");
-                    for pid in crate::db::embedded::running_pids() {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid as i32),
-                            nix::sys::signal::Signal::SIGINT,
-                        );
-                    }
-                    std::process::exit(Exit::Interrupted.code().into());
-                }
-                eprintln!(
-                    "signal received: stopping users and writing reports (again to exit now)"
-                );
-                let _ = SIGNAL_AT.set(Instant::now());
-                handler_token.cancel();
-                goose::trigger_killswitch("signal received");
-            });
-            token
-        })
-        .clone()
-}
-
 /// Runs the configured job.
-pub async fn run(config: Config) -> Result<Exit, AppError> {
-    let signals = signals();
+pub async fn run(config: Config, shutdown: &Shutdown) -> Result<Exit, AppError> {
     // Bound before anything runs: a busy exporter port fails now, not after seeding.
     let listener = crate::metrics::bind_for(&config.metrics, config.mode == Mode::Metrics)
         .await
         .map_err(|e| AppError::Usage(e.to_string()))?;
     let endpoints = tokio::select! {
-        e = Endpoints::open(&config) => e.map_err(|e| AppError::Usage(e.to_string()))?,
-        _ = signals.cancelled() => return Err(AppError::Interrupted),
+        e = Endpoints::open(config.database.as_ref(), &config.replicas, &config.embedded, shutdown.children()) => e.map_err(|e| AppError::Usage(e.to_string()))?,
+        _ = shutdown.triggered() => return Err(AppError::Interrupted),
     };
-    let result = match crate::metrics::start(listener, &config, &endpoints, &signals).await {
+    let result = match crate::metrics::start(listener, &config, &endpoints, &shutdown.token()).await
+    {
         Ok(crate::metrics::Started::Standalone) => Ok(Exit::Success),
         Ok(crate::metrics::Started::Sidecar(sidecar)) => {
-            let result = run_on(&config, &endpoints, &signals, &sidecar).await;
+            let result = run_on(&config, &endpoints, shutdown, &sidecar).await;
             sidecar.stop().await;
             result
         }
@@ -110,7 +69,7 @@ pub async fn run(config: Config) -> Result<Exit, AppError> {
 async fn run_on(
     config: &Config,
     endpoints: &Endpoints,
-    signals: &CancellationToken,
+    shutdown: &Shutdown,
     sidecar: &crate::metrics::Sidecar,
 ) -> Result<Exit, AppError> {
     if config.mode == Mode::Cleanup {
@@ -122,16 +81,23 @@ async fn run_on(
     }
     let dataset = tokio::select! {
         d = prepare_data(config, &endpoints.primary) => d?,
-        _ = signals.cancelled() => return Err(AppError::Interrupted),
+        _ = shutdown.triggered() => return Err(AppError::Interrupted),
     };
     if let Mode::Bench(settings) = &config.mode {
         sidecar.announce();
-        return crate::bench::run(config, settings, endpoints, dataset, sidecar.client())
-            .await
-            .map_err(|e| AppError::Usage(e.to_string()));
+        return crate::bench::run(
+            config,
+            settings,
+            endpoints,
+            dataset,
+            sidecar.client(),
+            shutdown,
+        )
+        .await
+        .map_err(|e| AppError::Usage(e.to_string()));
     }
     if let Mode::Calibrate(settings) = &config.mode {
-        return crate::calibrate::run(config, settings, &endpoints.primary, dataset)
+        return crate::calibrate::run(config, settings, &endpoints.primary, dataset, shutdown)
             .await
             .map_err(|e| AppError::Failed(e.to_string()));
     }
@@ -148,12 +114,18 @@ async fn run_on(
     }
     let started_at = chrono::Utc::now();
     sidecar.announce();
-    let result = load::run(config, endpoints, dataset.clone(), sidecar.client())
-        .await
-        .map_err(|e| match e {
-            load::LoadError::Connect { .. } => AppError::Usage(e.to_string()),
-            load::LoadError::Goose(msg) => AppError::Usage(format!("goose: {msg}")),
-        })?;
+    let result = load::run(
+        config,
+        endpoints,
+        dataset.clone(),
+        sidecar.client(),
+        shutdown,
+    )
+    .await
+    .map_err(|e| match e {
+        load::LoadError::Connect { .. } => AppError::Usage(e.to_string()),
+        load::LoadError::Goose(msg) => AppError::Usage(format!("goose: {msg}")),
+    })?;
     let info = RunInfo {
         started_at,
         elapsed: result.elapsed,
@@ -264,8 +236,8 @@ async fn wait_for_replicas(replicas: &[Target], rows: usize) -> Result<(), AppEr
         loop {
             let n: i64 = match client
                 .query_one(
-                    "SELECT count(*) FROM memory_entries WHERE key NOT LIKE 'lt\\_%'",
-                    &[],
+                    "SELECT count(*) FROM memory_entries WHERE key NOT LIKE $1",
+                    &[&crate::engine::inserted_key_pattern()],
                 )
                 .await
             {

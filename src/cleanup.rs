@@ -1,5 +1,5 @@
 //! The `cleanup` command: deletes the rows that load tests and benchmarks inserted (their keys
-//! start with `lt_`, see [`crate::load::users`]) from a `memory_entries` this harness owns,
+//! start with `lt_`, see [`crate::engine::operation`]) from a `memory_entries` this harness owns,
 //! and nothing else. Seeded rows stay, so the next run still reuses them; a table without our
 //! entry in `pgvector_loadtest_meta` is someone else's and is refused untouched.
 
@@ -9,7 +9,7 @@ use crate::db::schema::SchemaError;
 use crate::db::target::{describe_pg_error, Target};
 
 /// The prefix of every key the load test and the benchmarks insert.
-pub const INSERTED_KEY_PREFIX: &str = "lt_";
+pub use crate::engine::INSERTED_KEY_PREFIX;
 
 /// Why cleanup did not run (each a usage error, exit 2) or failed (exit 1).
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +57,11 @@ pub async fn delete_inserted(client: &Client) -> Result<u64, CleanupError> {
     if !owned {
         return Err(SchemaError::Foreign.into());
     }
-    // `_` is a LIKE wildcard: escape it so that only keys starting with "lt_" match.
     client
-        .execute("DELETE FROM memory_entries WHERE key LIKE 'lt\\_%'", &[])
+        .execute(
+            "DELETE FROM memory_entries WHERE key LIKE $1",
+            &[&crate::engine::inserted_key_pattern()],
+        )
         .await
         .map_err(db)
 }

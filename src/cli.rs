@@ -1,5 +1,5 @@
-//! The raw command line (clap derive). Nothing outside [`crate::config`] reads it: it is turned
-//! into a validated [`crate::config::Config`] before anything runs.
+//! The raw command line (clap derive). Nothing outside the `config` module reads it: it is
+//! turned into a validated `Config` before anything runs.
 
 use std::path::PathBuf;
 

@@ -93,36 +93,25 @@ fn bench_settings(args: crate::cli::BenchArgs) -> Result<BenchSettings, ConfigEr
     })
 }
 
-/// Embedded-server settings (used when no database URL is given).
-#[derive(Debug, Clone)]
-pub struct Embedded {
-    /// Streaming replicas to start.
-    pub replicas: u32,
-    /// Delete the data directory first.
-    pub wipe: bool,
-    /// Use this PostgreSQL bin directory instead of the wheel.
-    pub pg_bin: Option<PathBuf>,
-}
+pub use crate::db::Embedded;
 
-/// The workload's knobs.
+pub use crate::workload::Workload;
+
+/// The spec's default port (`METRICS_PORT`); note that Prometheus itself defaults to it too.
+pub const DEFAULT_METRICS_PORT: u16 = 9090;
+
+/// The exporter's validated settings.
 #[derive(Debug, Clone)]
-pub struct Workload {
-    /// k of the single-namespace search.
-    pub k: u32,
-    /// k of the cross-namespace search.
-    pub cross_k: u32,
-    /// Namespaces per cross-namespace search.
-    pub cross_namespaces: usize,
-    /// Similarity filter of the single-namespace search.
-    pub min_similarity: Option<f64>,
-    /// Share of retrieves asking for an existing key.
-    pub retrieve_hit_ratio: f64,
-    /// Rows per bulk insert.
-    pub bulk_batch: usize,
-    /// Share of users that bulk insert.
-    pub bulk_user_share: f64,
-    /// Seed of the users' random choices.
-    pub seed: u64,
+pub struct MetricsSettings {
+    /// Start the exporter beside the load test and the benchmarks.
+    pub sidecar: bool,
+    /// Where `/metrics` is served.
+    pub addr: std::net::SocketAddr,
+    /// The port was given (`--metrics-port` / `METRICS_PORT`) rather than defaulted: a busy
+    /// port is then an error even for the sidecar.
+    pub port_given: bool,
+    /// How often the server-side state is polled.
+    pub poll_interval: Duration,
 }
 
 /// Everything a run needs, validated.
@@ -169,7 +158,7 @@ pub struct Config {
     /// The load profile whose objectives judge the run.
     pub profile: Option<crate::profile::Profile>,
     /// The Prometheus exporter.
-    pub metrics: crate::metrics::Settings,
+    pub metrics: MetricsSettings,
     /// When failed operations fail the run.
     pub failure_gate: crate::report::gate::FailureGate,
 }
@@ -426,15 +415,15 @@ impl Config {
 fn metrics_settings(
     args: &crate::cli::MetricsArgs,
     mode: &Mode,
-) -> Result<crate::metrics::Settings, ConfigError> {
+) -> Result<MetricsSettings, ConfigError> {
     if *mode == Mode::Metrics && args.no_metrics_exporter {
         return Err(bad("--no-metrics-exporter contradicts the metrics command"));
     }
     if args.poll_interval < Duration::from_millis(100) {
         return Err(bad("--poll-interval must be at least 100ms"));
     }
-    let port = args.metrics_port.unwrap_or(crate::metrics::DEFAULT_PORT);
-    Ok(crate::metrics::Settings {
+    let port = args.metrics_port.unwrap_or(DEFAULT_METRICS_PORT);
+    Ok(MetricsSettings {
         sidecar: !args.no_metrics_exporter && matches!(mode, Mode::Load | Mode::Bench(_)),
         addr: std::net::SocketAddr::new(args.metrics_host, port),
         port_given: args.metrics_port.is_some(),

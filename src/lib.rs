@@ -33,10 +33,12 @@ pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod engine;
 pub mod load;
 pub mod metrics;
 pub mod profile;
 pub mod report;
+pub mod shutdown;
 pub mod workload;
 
 /// The process exit codes: a contract, documented in the README.
@@ -97,7 +99,9 @@ pub fn run(cli: cli::Cli) -> Exit {
             return Exit::Failed;
         }
     };
-    match runtime.block_on(app::run(config)) {
+    let shutdown = shutdown::Shutdown::new();
+    shutdown.handle_signals();
+    match runtime.block_on(app::run(config, &shutdown)) {
         Ok(exit) => exit,
         Err(e) => {
             if !matches!(e, app::AppError::Interrupted) {

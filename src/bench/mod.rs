@@ -5,7 +5,6 @@
 //! against exact ground truth ([`recall`]), and `--ef-search` / `--iterative-scan` lists sweep
 //! the search benchmarks over index settings.
 
-pub mod recall;
 pub mod report;
 
 use std::sync::atomic::AtomicU64;
@@ -19,9 +18,11 @@ use crate::config::{BenchSettings, Config};
 use crate::db::pool::{self, Session};
 use crate::db::target::{describe_pg_error, Target};
 use crate::db::Endpoints;
-use crate::load::attack;
-use crate::load::stats::StatsHub;
-use crate::load::users::{self, Request, Shared};
+use crate::engine::attack;
+use crate::engine::operation::{self, Request, Shared};
+use crate::engine::recall;
+use crate::engine::stats::StatsHub;
+use crate::shutdown::Shutdown;
 use crate::workload::dataset::Dataset;
 use crate::workload::ops::{Hit, Op};
 use crate::Exit;
@@ -71,6 +72,7 @@ pub async fn run(
     endpoints: &Endpoints,
     dataset: Arc<Dataset>,
     metrics: Option<Arc<crate::metrics::client::ClientMetrics>>,
+    shutdown: &Shutdown,
 ) -> Result<Exit, BenchError> {
     let primary = &endpoints.primary;
     let versions = versions(primary).await?;
@@ -133,10 +135,9 @@ pub async fn run(
 
     println!("Vector Search Benchmark Suite");
     println!("{}", "=".repeat(60));
-    let signals = crate::app::signals();
     let mut results = Vec::new();
     for spec in &specs {
-        if signals.is_cancelled() {
+        if shutdown.is_triggered() {
             break;
         }
         let result = measure(config, settings, primary, dataset.clone(), spec).await?;
@@ -175,7 +176,7 @@ pub async fn run(
         "results written to {}",
         config.report_dir.join("benchmark_results.json").display()
     );
-    Ok(if signals.is_cancelled() {
+    Ok(if shutdown.is_triggered() {
         Exit::Interrupted
     } else {
         config
@@ -235,7 +236,7 @@ async fn measure(
     // The warm-up and the measured run insert new keys (one run id for both, distinct
     // sequences) and search with different query streams, so the measured run neither rewrites
     // warm-up rows nor replays warm-up queries from a warm cache.
-    let run_id = users::run_id();
+    let run_id = operation::run_id();
     let make = |hub: Arc<StatsHub>, stream: u64| {
         Arc::new(BenchShared {
             shared: Shared {
@@ -315,7 +316,7 @@ async fn goose_run(b: &Arc<BenchShared>, spec: &Spec, iterations: usize) -> Resu
 
 /// The timed operation; a search is kept to be judged after the run.
 async fn bench_transaction(user: &mut GooseUser, b: &BenchShared, op: Op) -> TransactionResult {
-    let (request, hits) = users::perform(user, &b.shared, op).await?;
+    let (request, hits) = operation::perform(user, &b.shared, op).await?;
     if op.is_search() {
         if let Ok(mut searched) = b.searched.lock() {
             searched.push((request, hits));

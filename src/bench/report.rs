@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::recall::quantile;
 use crate::db::target::Target;
-use crate::load::stats::{OpStats, StatsHub};
+use crate::engine::recall::quantile;
+use crate::engine::stats::{OpStats, StatsHub};
 use crate::report::write_atomic;
 use crate::workload::ops::Op;
 
@@ -176,18 +176,7 @@ impl BenchResult {
     }
 }
 
-/// One of the spec's targets and whether it was met.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TargetCheck {
-    /// What is measured.
-    pub name: String,
-    /// The target, as text.
-    pub target: String,
-    /// What was measured.
-    pub measured: f64,
-    /// Met or not.
-    pub pass: bool,
-}
+pub use crate::report::TargetCheck;
 
 /// `benchmark_results.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -14,9 +14,9 @@ use tokio_postgres::{Client, Statement};
 
 use super::{CalibrateError, Params, SideResult};
 use crate::db::target::{ConnectError, Target};
-use crate::load::attack;
-use crate::load::overhead::self_cpu;
-use crate::load::stats::{Outcome, StatsHub};
+use crate::engine::attack;
+use crate::engine::overhead::self_cpu;
+use crate::engine::stats::{Outcome, StatsHub};
 use crate::workload::failure::Failure;
 use crate::workload::ops::Op;
 
@@ -183,7 +183,7 @@ async fn transaction(user: &mut GooseUser, shared: &Shared) -> TransactionResult
             }
         }
     };
-    crate::load::users::record(user, &shared.hub, index, shared.op, &outcome).await
+    crate::engine::operation::record(user, &shared.hub, index, shared.op, &outcome).await
 }
 
 /// Parameter values for one execution, in the types the prepared statement expects.

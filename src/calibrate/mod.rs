@@ -26,6 +26,7 @@ use rand::{Rng, SeedableRng};
 use crate::config::Config;
 use crate::db::embedded::{default_home, ensure_install};
 use crate::db::target::{describe_pg_error, Target};
+use crate::shutdown::Shutdown;
 use crate::workload::dataset::Dataset;
 use crate::workload::ops::Op;
 use crate::Exit;
@@ -238,6 +239,7 @@ pub async fn run(
     settings: &Settings,
     primary: &Target,
     dataset: Arc<Dataset>,
+    shutdown: &Shutdown,
 ) -> Result<Exit, CalibrateError> {
     let home = default_home();
     let pg_bin = config.embedded.pg_bin.clone();
@@ -252,7 +254,6 @@ pub async fn run(
     let (session_sql, session_options) = session(config);
     let k = config.workload.k;
     let load_before = load_average();
-    let signals = crate::app::signals();
     println!(
         "calibrate: {} clients (pgbench -j {}), {}s measured after {}s warm-up per side, \
          pgbench first; {} cores, load average {}",
@@ -267,7 +268,7 @@ pub async fn run(
     );
     let mut results = Vec::new();
     for &op in &settings.ops {
-        if signals.is_cancelled() {
+        if shutdown.is_triggered() {
             break;
         }
         let params = match op {
@@ -338,7 +339,7 @@ pub async fn run(
     })
     .map_err(|e| CalibrateError::Io(format!("{}: {e}", path.display())))?;
     println!("written to {}", path.display());
-    Ok(if signals.is_cancelled() {
+    Ok(if shutdown.is_triggered() {
         Exit::Interrupted
     } else {
         config

@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 
 use super::{CalibrateError, SideResult};
 use crate::db::target::Target;
-use crate::load::overhead::children_cpu;
+use crate::engine::overhead::children_cpu;
 
 /// One pgbench run's settings.
 pub struct Run<'a> {

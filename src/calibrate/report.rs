@@ -63,7 +63,7 @@ impl SideFigures {
     }
 }
 
-pub use crate::bench::report::TargetCheck;
+pub use crate::report::TargetCheck;
 
 /// One operation compared.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

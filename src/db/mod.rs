@@ -12,7 +12,18 @@ pub mod target;
 use embedded::{EmbeddedOptions, EmbeddedServer};
 use target::Target;
 
-use crate::config::Config;
+use crate::shutdown::Children;
+
+/// Embedded-server settings (used when no database URL is given).
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// Streaming replicas to start.
+    pub replicas: u32,
+    /// Delete the data directory first.
+    pub wipe: bool,
+    /// Use this PostgreSQL bin directory instead of the wheel.
+    pub pg_bin: Option<std::path::PathBuf>,
+}
 
 /// The endpoints a run uses, and the embedded servers it started (stopped by [`Endpoints::shutdown`]).
 pub struct Endpoints {
@@ -33,21 +44,27 @@ pub enum EndpointError {
 
 impl Endpoints {
     /// Uses the configured URLs, or provisions the embedded server (and its replicas).
-    pub async fn open(config: &Config) -> Result<Endpoints, EndpointError> {
-        if let Some(primary) = &config.database {
+    pub async fn open(
+        database: Option<&Target>,
+        given_replicas: &[Target],
+        embedded: &Embedded,
+        children: Children,
+    ) -> Result<Endpoints, EndpointError> {
+        if let Some(primary) = database {
             return Ok(Endpoints {
                 primary: primary.clone(),
-                replicas: config.replicas.clone(),
+                replicas: given_replicas.to_vec(),
                 servers: Vec::new(),
             });
         }
-        let pg_bin = config.embedded.pg_bin.clone().or_else(local_pg_bin);
+        let pg_bin = embedded.pg_bin.clone().or_else(local_pg_bin);
         if let Some(bin) = &pg_bin {
             eprintln!("using the PostgreSQL installation in {}", bin.display());
         }
         let options = EmbeddedOptions {
-            wipe: config.embedded.wipe,
+            wipe: embedded.wipe,
             pg_bin,
+            children,
             ..EmbeddedOptions::default()
         };
         eprintln!(
@@ -60,9 +77,9 @@ impl Endpoints {
             primary.port(),
             primary.log_path().display()
         );
-        let mut replicas = config.replicas.clone();
+        let mut replicas = given_replicas.to_vec();
         let mut servers = Vec::new();
-        for i in 0..config.embedded.replicas {
+        for i in 0..embedded.replicas {
             let replica = primary.start_replica(&format!("replica{}", i + 1)).await?;
             eprintln!(
                 "embedded replica {} on 127.0.0.1:{} (log: {})",

@@ -1,10 +1,7 @@
 //! The Goose load test: pools, users, the history sampler, and the run itself.
 
-pub mod attack;
-pub mod overhead;
+pub mod scenarios;
 pub mod staged;
-pub mod stats;
-pub mod users;
 pub mod watch;
 
 use std::sync::atomic::AtomicU64;
@@ -20,9 +17,11 @@ use crate::config::Config;
 use crate::db::pool::{self, Pool, Session};
 use crate::db::target::ConnectError;
 use crate::db::Endpoints;
+use crate::engine::operation::{self, Shared};
+use crate::engine::overhead;
+use crate::engine::stats::{self, HistorySample, Snapshot, StatsHub};
+use crate::shutdown::Shutdown;
 use crate::workload::dataset::Dataset;
-use stats::{HistorySample, Snapshot, StatsHub};
-use users::Shared;
 
 /// What a finished (or interrupted) load test measured.
 pub struct LoadResult {
@@ -89,6 +88,7 @@ pub async fn run(
     endpoints: &Endpoints,
     dataset: Arc<Dataset>,
     metrics: Option<Arc<crate::metrics::ClientMetrics>>,
+    shutdown: &Shutdown,
 ) -> Result<LoadResult, LoadError> {
     let writer = open_pool(config, &endpoints.primary).await?;
     let use_replicas = match config.read_from {
@@ -114,11 +114,11 @@ pub async fn run(
         hub: hub.clone(),
         workload: config.workload.clone(),
         insert_seq: AtomicU64::new(0),
-        run_id: users::run_id(),
+        run_id: operation::run_id(),
         stream: 0,
         pin_namespace: true,
         started: Default::default(),
-        metrics,
+        metrics: metrics.map(|m| m as Arc<dyn operation::Observer>),
     });
 
     let goose_err = |e: GooseError| LoadError::Goose(e.to_string());
@@ -129,7 +129,7 @@ pub async fn run(
         // One shared HTTP client: Goose would otherwise build one per user (~150 MB at 1000).
         .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())
         .map_err(goose_err)?;
-    for scenario in users::scenarios(&shared).map_err(goose_err)? {
+    for scenario in scenarios::scenarios(&shared).map_err(goose_err)? {
         attack = attack.register_scenario(scenario);
     }
 
@@ -165,7 +165,7 @@ pub async fn run(
     let server = watcher.await.unwrap_or_default();
     // A signal after every user finished only ended the dashboard's idle wait: the run itself
     // completed.
-    let finished_first = match (hub.all_stopped_at(), crate::app::signal_received_at()) {
+    let finished_first = match (hub.all_stopped_at(), shutdown.triggered_at()) {
         (Some(done), Some(signal)) => done <= signal,
         _ => false,
     };

@@ -33,8 +33,8 @@ use crate::config::Config;
 use crate::db::pool::Pool;
 use crate::db::target::Target;
 use crate::db::Endpoints;
-use crate::load::stats::Outcome;
-use crate::load::users::Request;
+use crate::engine::operation::{Observer, Request};
+use crate::engine::stats::Outcome;
 use crate::workload::dataset::Dataset;
 use crate::workload::failure::Failure;
 use crate::workload::ops::{Hit, Op};
@@ -295,16 +295,9 @@ pub struct LoadMetrics {
     tracked: Vec<u64>,
 }
 
-impl LoadMetrics {
+impl Observer for LoadMetrics {
     /// Records one operation and offers successful searches to the recall sampler.
-    pub(crate) fn observe(
-        &self,
-        request: &Request,
-        reader: usize,
-        op: Op,
-        outcome: &Outcome,
-        hits: &[Hit],
-    ) {
+    fn observe(&self, request: &Request, reader: usize, op: Op, outcome: &Outcome, hits: &[Hit]) {
         let namespace = match request {
             Request::Single { namespace, .. } | Request::Retrieve { namespace, .. } => {
                 namespace.as_str()

@@ -33,22 +33,7 @@ use crate::db::target::Target;
 use crate::db::Endpoints;
 pub use client::ClientMetrics;
 
-/// The spec's default port (`METRICS_PORT`); note that Prometheus itself defaults to it too.
-pub const DEFAULT_PORT: u16 = 9090;
-
-/// The exporter's validated settings.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Start the exporter beside the load test and the benchmarks.
-    pub sidecar: bool,
-    /// Where `/metrics` is served.
-    pub addr: SocketAddr,
-    /// The port was given (`--metrics-port` / `METRICS_PORT`) rather than defaulted: a busy
-    /// port is then an error even for the sidecar.
-    pub port_given: bool,
-    /// How often the server-side state is polled.
-    pub poll_interval: Duration,
-}
+pub use crate::config::{MetricsSettings as Settings, DEFAULT_METRICS_PORT as DEFAULT_PORT};
 
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]

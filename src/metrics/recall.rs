@@ -1,8 +1,8 @@
 //! Recall@k under load, on a sample: one search in [`SAMPLE_EVERY`] of each kind (the first
 //! one included) is handed, with the rows the user got, to a background task that asks the
-//! server for the exact answer ([`crate::bench::recall::exact_top_k`]: the same SQL with index
+//! server for the exact answer ([`crate::engine::recall::exact_top_k`]: the same SQL with index
 //! scans off) on its own connection to the primary, and scores it with the benchmark suite's
-//! own [`crate::bench::recall::recall`]. The user never waits for it: the hand-off is a
+//! own [`crate::engine::recall::recall`]. The user never waits for it: the hand-off is a
 //! `try_send` into a one-slot channel, dropped when the task is busy, and the task takes at
 //! most one sample a second so that brute-force scans stay a small share of the server's work.
 //!
@@ -18,11 +18,11 @@ use pgvector::Vector;
 use tokio::sync::mpsc;
 
 use super::ClientMetrics;
-use crate::bench::recall::{exact_top_k, recall, Query};
-use crate::config::Workload;
 use crate::db::target::Target;
-use crate::load::users::Request;
+use crate::engine::operation::Request;
+use crate::engine::recall::{exact_top_k, recall, Query};
 use crate::workload::ops::{Hit, Op};
+use crate::workload::Workload;
 
 /// One search in this many (of each kind) is checked against the exact answer.
 pub const SAMPLE_EVERY: u64 = 100;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::load::stats::{HistorySample, OpStats, Snapshot, QUANTILES};
-use crate::load::users::METHOD;
+use crate::engine::operation::METHOD;
+use crate::engine::stats::{HistorySample, OpStats, Snapshot, QUANTILES};
 use crate::workload::ops::Op;
 
 /// Locust's column names for its default percentiles ([`QUANTILES`], in the same order).
@@ -200,7 +200,7 @@ pub fn write_history<W: Write>(w: W, samples: &[HistorySample]) -> csv::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::stats::{Outcome, StatsHub};
+    use crate::engine::stats::{Outcome, StatsHub};
 
     #[test]
     fn stats_csv_reads_back_with_locust_columns() {

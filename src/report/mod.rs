@@ -9,6 +9,21 @@ pub mod verdict;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
+/// One target (the spec's, or calibration's) and whether it was met.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TargetCheck {
+    /// What is measured.
+    pub name: String,
+    /// The target, as text.
+    pub target: String,
+    /// What was measured.
+    pub measured: f64,
+    /// Met or not.
+    pub pass: bool,
+}
+
 /// Writes `path` atomically: `write` fills a temporary file in the same directory, which is
 /// then renamed over `path`.
 pub fn write_atomic<F>(path: &Path, write: F) -> std::io::Result<()>

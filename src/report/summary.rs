@@ -8,7 +8,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::load::stats::{OpStats, Snapshot};
+use crate::engine::stats::{OpStats, Snapshot};
 use crate::workload::ops::Op;
 
 /// Latency percentiles in microseconds.
@@ -168,7 +168,7 @@ pub struct Summary {
     pub failure_gate: crate::report::gate::GateVerdict,
     /// The harness's own CPU use and, for throttled runs, schedule lag.
     #[serde(default)]
-    pub overhead: Option<crate::load::overhead::Overhead>,
+    pub overhead: Option<crate::engine::overhead::Overhead>,
     /// Per operation.
     pub operations: Vec<OpSummary>,
     /// All operations together.

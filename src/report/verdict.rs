@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::stats::{OpStats, Snapshot};
+use crate::engine::stats::{OpStats, Snapshot};
 use crate::profile::{Metric, Objective};
 use crate::workload::ops::Op;
 
@@ -194,7 +194,7 @@ pub fn print(w: &mut dyn Write, profile: &str, verdicts: &[Verdict]) -> std::io:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::stats::{Outcome, StatsHub};
+    use crate::engine::stats::{Outcome, StatsHub};
     use crate::profile::parse;
 
     #[test]

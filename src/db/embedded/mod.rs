@@ -46,8 +46,9 @@ pub use error::EmbeddedError;
 use install::check_cpu_flags;
 pub use install::ensure_install;
 use logfile::Log;
-pub use running::running_pids;
-use running::{set_running, shutdown};
+
+use crate::shutdown::Children;
+use running::shutdown;
 
 /// Environment variable that overrides [`default_home`].
 const HOME_ENV: &str = "PGVECTOR_LOADTEST_HOME";
@@ -100,6 +101,10 @@ pub struct EmbeddedOptions {
     pub password: Option<String>,
     /// Extra server settings, passed as `-c name=value`.
     pub settings: Vec<(String, String)>,
+    /// Where the servers' pids are registered while they run, so a second signal, which
+    /// exits without running destructors, can stop them (they run in their own process group,
+    /// out of reach of the terminal's Ctrl-C), also while they are still starting.
+    pub children: Children,
 }
 
 impl Default for EmbeddedOptions {
@@ -113,6 +118,7 @@ impl Default for EmbeddedOptions {
             pg_bin: None,
             password: None,
             settings: Vec::new(),
+            children: Children::default(),
         }
     }
 }
@@ -358,7 +364,7 @@ impl EmbeddedServer {
             cmd.arg("-c").arg(format!("{name}={value}"));
         }
         let child = cmd.spawn().map_err(io_err(&postgres))?;
-        set_running(child.id(), true);
+        options.children.register(child.id());
         log::info!("server log: {}", log.path.display());
         // Owning the child from here on means an error below still stops it.
         let mut server = EmbeddedServer {
@@ -531,6 +537,7 @@ impl EmbeddedServer {
             return Ok(());
         };
         let data = self.data_dir.clone();
+        self.options.children.unregister(child.id());
         tokio::task::spawn_blocking(move || shutdown(child, STOP_TIMEOUT))
             .await
             .expect("shutdown task panicked")
@@ -541,6 +548,7 @@ impl EmbeddedServer {
 impl Drop for EmbeddedServer {
     fn drop(&mut self) {
         if let Some(child) = self.child.take() {
+            self.options.children.unregister(child.id());
             let _ = shutdown(child, DROP_STOP_TIMEOUT);
         }
     }

@@ -10,7 +10,7 @@
 //! `--min-similarity` after its top k, so its truth is the exact top k with the same rows
 //! dropped. Otherwise a search that correctly returned 3 rows above the filter would be judged
 //! against 10 and score 0.3. Both the suite and the load test's sampler
-//! ([`crate::metrics::recall`]) get the truth here, so they cannot disagree on it.
+//! (the exporter's recall sampler) get the truth here, so they cannot disagree on it.
 
 use pgvector::Vector;
 use tokio_postgres::Client;

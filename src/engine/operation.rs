@@ -1,13 +1,11 @@
-//! The Goose scenarios: `VectorSearchUser` (weights 10/3/2/1 over single-namespace search,
-//! cross-namespace search, retrieve, insert; waits 100–500 ms) and `BulkInsertUser` (a small
-//! background share of the users; waits 5–10 s).
-//!
-//! Every operation is timed here in microseconds, recorded in Goose with
-//! `record_custom_request_duration` and in our [`StatsHub`]; pool wait is timed apart.
+//! The timed operation every mode shares: plan a request off the clock, check a connection
+//! out, execute, and record the outcome in our histograms ([`StatsHub`]), in Goose
+//! (`record_custom_request_duration`) and, when the exporter runs, in Prometheus. Response
+//! time (pool wait + query), service time and pool wait are timed apart.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use goose::prelude::*;
 use pgvector::Vector;
@@ -16,14 +14,21 @@ use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 
 use super::stats::{Outcome, StatsHub};
-use crate::config::Workload;
 use crate::db::pool::Pool;
 use crate::workload::dataset::Dataset;
 use crate::workload::failure::Failure;
 use crate::workload::ops::{self, Hit, NewRow, Op};
+use crate::workload::Workload;
 
 /// Goose's method label for our requests.
 pub const METHOD: &str = "SQL";
+
+/// Sees every operation as it is recorded (the exporter's client-side series implement it),
+/// so the engine does not depend on who listens.
+pub trait Observer: Send + Sync {
+    /// One operation: what was sent, through which reader pool, how it went, what it found.
+    fn observe(&self, request: &Request, reader: usize, op: Op, outcome: &Outcome, hits: &[Hit]);
+}
 
 /// What every user shares.
 pub struct Shared {
@@ -52,8 +57,9 @@ pub struct Shared {
     /// Users started so far, per scenario (search, bulk): the namespaces are dealt round-robin
     /// within each scenario, so every namespace gets its share of every kind of user.
     pub started: [AtomicUsize; 2],
-    /// The Prometheus exporter's client-side series, when the sidecar runs.
-    pub metrics: Option<Arc<crate::metrics::client::LoadMetrics>>,
+    /// Who else sees every operation: the Prometheus exporter's client-side series, when the
+    /// sidecar runs.
+    pub metrics: Option<Arc<dyn Observer>>,
 }
 
 /// A fresh identifier for one run's inserted keys: milliseconds since the epoch and the
@@ -89,84 +95,9 @@ pub(crate) struct UserState {
     rng: SmallRng,
 }
 
-/// The scenarios, as indexes into [`Shared::started`].
-const SEARCH: usize = 0;
-const BULK: usize = 1;
-
-/// A transaction running `op`, or with `op` None the on_start of a user of `scenario`.
-fn transaction(shared: &Arc<Shared>, scenario: usize, op: Option<Op>) -> Transaction {
-    let shared = shared.clone();
-    let function: TransactionFunction = Arc::new(move |user| {
-        let shared = shared.clone();
-        Box::pin(async move {
-            match op {
-                None => start_user(user, &shared, scenario),
-                Some(op) => run(user, &shared, op).await,
-            }
-        })
-    });
-    let name = op.map(Op::name).unwrap_or("on_start");
-    let t = Transaction::new(function).set_name(name);
-    if op.is_none() {
-        t.set_on_start()
-    } else {
-        t
-    }
-}
-
-fn stop_transaction(shared: &Arc<Shared>) -> Transaction {
-    let shared = shared.clone();
-    let function: TransactionFunction = Arc::new(move |_user| {
-        let shared = shared.clone();
-        Box::pin(async move {
-            shared.hub.user_stopped();
-            Ok(())
-        })
-    });
-    Transaction::new(function).set_name("on_stop").set_on_stop()
-}
-
-/// Builds both scenarios; `BulkInsertUser` is left out when its share is zero.
-pub fn scenarios(shared: &Arc<Shared>) -> Result<Vec<Scenario>, GooseError> {
-    let share = shared.workload.bulk_user_share;
-    let (search_weight, bulk_weight) = if share <= 0.0 {
-        (1, 0)
-    } else {
-        // Integer weights whose ratio is closest to the requested share (0.1 -> 9:1).
-        let search = ((1.0 - share) / share).round().max(1.0) as usize;
-        (search, 1)
-    };
-    let mut search = scenario!("VectorSearchUser")
-        .set_weight(search_weight)?
-        .set_wait_time(Duration::from_millis(100), Duration::from_millis(500))?
-        .register_transaction(transaction(shared, SEARCH, None))
-        .register_transaction(stop_transaction(shared));
-    for (op, weight) in [
-        (Op::SingleShardSearch, 10),
-        (Op::CrossShardSearch, 3),
-        (Op::Retrieve, 2),
-        (Op::Insert, 1),
-    ] {
-        search =
-            search.register_transaction(transaction(shared, SEARCH, Some(op)).set_weight(weight)?);
-    }
-    let mut all = vec![search];
-    if bulk_weight > 0 {
-        all.push(
-            scenario!("BulkInsertUser")
-                .set_weight(bulk_weight)?
-                .set_wait_time(Duration::from_secs(5), Duration::from_secs(10))?
-                .register_transaction(transaction(shared, BULK, None))
-                .register_transaction(stop_transaction(shared))
-                .register_transaction(transaction(shared, BULK, Some(Op::BulkInsert))),
-        );
-    }
-    Ok(all)
-}
-
 /// State of user `index` (Goose's, unique across scenarios), which is the `nth` user of its
 /// scenario.
-fn new_state(shared: &Shared, index: usize, nth: usize) -> UserState {
+pub(crate) fn new_state(shared: &Shared, index: usize, nth: usize) -> UserState {
     // A stable namespace per user, as an agent's memories live in its own namespace.
     UserState {
         index,
@@ -180,28 +111,30 @@ fn new_state(shared: &Shared, index: usize, nth: usize) -> UserState {
     }
 }
 
-fn start_user(user: &mut GooseUser, shared: &Shared, scenario: usize) -> TransactionResult {
-    let nth = shared.started[scenario].fetch_add(1, Ordering::Relaxed);
-    let state = new_state(shared, user.weighted_users_index, nth);
-    user.set_session_data(state);
-    shared.hub.user_started();
-    Ok(())
-}
-
 /// What an operation will send, prepared before the clock starts.
-pub(crate) enum Request {
+pub enum Request {
+    /// kNN search in one namespace.
     Single {
+        /// The namespace.
         namespace: String,
+        /// The query vector.
         query: Vector,
     },
+    /// kNN search across namespaces.
     Cross {
+        /// The namespaces (the user's own first).
         namespaces: Vec<String>,
+        /// The query vector.
         query: Vector,
     },
+    /// Key lookup.
     Retrieve {
+        /// The namespace.
         namespace: String,
+        /// The key.
         key: String,
     },
+    /// Insert (one row) or bulk insert (a batch).
     Write(Vec<NewRow>),
 }
 
@@ -255,7 +188,12 @@ fn plan(shared: &Shared, state: &mut UserState, op: Op) -> Request {
                     let seq = shared.insert_seq.fetch_add(1, Ordering::Relaxed);
                     NewRow {
                         namespace: ds.namespace_name(ns),
-                        key: format!("lt_{}_{}_{seq}", shared.run_id, state.index),
+                        key: format!(
+                            "{}{}_{}_{seq}",
+                            super::INSERTED_KEY_PREFIX,
+                            shared.run_id,
+                            state.index
+                        ),
                         value: format!("load-test memory {seq} of user {}", state.index),
                         embedding: Vector::from(ds.query_vector(ns, &mut state.rng)),
                     }
@@ -264,10 +202,6 @@ fn plan(shared: &Shared, state: &mut UserState, op: Op) -> Request {
             Request::Write(rows)
         }
     }
-}
-
-async fn run(user: &mut GooseUser, shared: &Shared, op: Op) -> TransactionResult {
-    perform(user, shared, op).await.map(|_| ())
 }
 
 /// Plans, times, executes and records one operation; returns what was sent and, for

@@ -135,7 +135,7 @@ fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::stats::HistoryRow;
+    use crate::engine::stats::HistoryRow;
 
     fn sample(total: u64) -> HistorySample {
         HistorySample {
