@@ -17,6 +17,7 @@ mod gate;
 mod interrupts;
 mod load;
 mod metrics;
+mod modules;
 mod numbers;
 mod ops;
 mod passfile;
