@@ -37,8 +37,8 @@ use report::{CalibrationReport, OpCalibration};
 /// The table of query vectors both sides read.
 pub const QUERIES_TABLE: &str = "pgvector_loadtest_queries";
 
-/// An operation `calibrate` can compare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An operation `calibrate` can compare (`--op`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CalibOp {
     /// Single-namespace kNN search (k = `--k`).
     Single,
@@ -73,19 +73,14 @@ pub struct Settings {
 
 /// Checks the `calibrate` flags.
 pub fn settings(
-    ops: &[String],
+    ops: &[CalibOp],
     clients: usize,
     duration: Duration,
     warmup: Duration,
     queries: usize,
 ) -> Result<Settings, String> {
     let mut chosen = Vec::new();
-    for name in ops {
-        let op = match name.as_str() {
-            "single" => CalibOp::Single,
-            "retrieve" => CalibOp::Retrieve,
-            other => return Err(format!("--op takes single, retrieve; got '{other}'")),
-        };
+    for &op in ops {
         if !chosen.contains(&op) {
             chosen.push(op);
         }
@@ -627,15 +622,14 @@ mod tests {
 
     #[test]
     fn settings_are_checked() {
-        let s = |ops: &[&str], c| {
-            let ops: Vec<String> = ops.iter().map(|s| s.to_string()).collect();
-            settings(&ops, c, Duration::from_millis(2500), Duration::ZERO, 10)
-        };
-        let ok = s(&["retrieve", "single", "retrieve"], 4).unwrap();
+        let s =
+            |ops: &[CalibOp], c| settings(ops, c, Duration::from_millis(2500), Duration::ZERO, 10);
+        let (single, retrieve) = (CalibOp::Single, CalibOp::Retrieve);
+        let ok = s(&[retrieve, single, retrieve], 4).unwrap();
         assert_eq!(ok.ops, [CalibOp::Retrieve, CalibOp::Single]);
         assert_eq!(ok.duration, Duration::from_secs(2));
-        assert!(s(&["cross"], 4).unwrap_err().contains("--op"));
-        assert!(s(&["single"], 0).unwrap_err().contains("--clients"));
+        assert!(s(&[], 4).unwrap_err().contains("--op"));
+        assert!(s(&[single], 0).unwrap_err().contains("--clients"));
     }
 
     #[test]
