@@ -1,42 +1,109 @@
 //! The run from validated configuration to exit code: endpoints, schema and seed, the load
 //! test, reports, shutdown.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::bench::BenchError;
+use crate::calibrate::CalibrateError;
+use crate::cleanup::CleanupError;
 use crate::config::{Config, Mode};
-use crate::db::schema::{self, Prepared};
-use crate::db::target::{describe_pg_error, ConnectError, Target};
-use crate::db::{seed, Endpoints};
-use crate::load::{self, LoadResult};
+use crate::db::schema::{self, Prepared, SchemaError};
+use crate::db::target::{ConnectError, Target};
+use crate::db::{seed, EndpointError, Endpoints};
+use crate::load::{self, LoadError, LoadResult};
+use crate::metrics::MetricsError;
 use crate::report::gate::GateVerdict;
 use crate::report::summary::{RunInfo, Summary};
 use crate::report::verdict::{self, Verdict};
 use crate::report::{csv_io, locust, write_atomic};
 use crate::shutdown::Shutdown;
-use crate::workload::dataset::Dataset;
+use crate::workload::dataset::{Dataset, DatasetError};
 use crate::Exit;
 
-/// A failure that ends the run, with the exit code it maps to.
+/// A failure that ends the run; [`AppError::exit`] says which exit code it is.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// Bad input or an unusable environment (exit 2).
-    #[error("{0}")]
-    Usage(String),
-    /// The run started but could not finish (exit 1).
-    #[error("{0}")]
-    Failed(String),
+    /// The exporter could not start.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// The embedded server could not be provisioned.
+    #[error(transparent)]
+    Endpoints(#[from] EndpointError),
+    /// The dataset could not be built (a vectors file).
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// An endpoint did not answer before anything ran.
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        /// Endpoint, without credentials.
+        target: String,
+        /// Cause.
+        #[source]
+        source: ConnectError,
+    },
+    /// pgvector or the table is not what the run needs, or the schema setup failed.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// Seeding began and failed.
+    #[error("seeding failed: {0}")]
+    Seed(#[source] ConnectError),
+    /// A replica did not replay the seed in time.
+    #[error("replica {replica} has {rows} of {wanted} seeded rows after 120 s")]
+    ReplicaBehind {
+        /// Endpoint, without credentials.
+        replica: String,
+        /// Seeded rows it has.
+        rows: i64,
+        /// Seeded rows there are.
+        wanted: usize,
+    },
+    /// The `cleanup` command failed.
+    #[error(transparent)]
+    Cleanup(#[from] CleanupError),
+    /// The load test could not run or complete.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The benchmark suite could not run or complete.
+    #[error(transparent)]
+    Bench(#[from] BenchError),
+    /// `calibrate` could not run or complete.
+    #[error(transparent)]
+    Calibrate(#[from] CalibrateError),
+    /// The load test ran, and its reports could not be written.
+    #[error("writing reports in {}: {source}", .dir.display())]
+    Reports {
+        /// The report directory.
+        dir: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Stopped by a signal before the load test began (exit 130).
     #[error("interrupted")]
     Interrupted,
 }
 
 impl AppError {
-    /// The exit code.
+    /// The exit code, decided by what happened (see the README's table): an endpoint that
+    /// does not answer before anything ran is a usage error (2); seeding that fails once
+    /// begun, a replica that never catches up, or reports that cannot be written end a run
+    /// that started (1). The wrapped errors decide for themselves.
     pub fn exit(&self) -> Exit {
         match self {
-            AppError::Usage(_) => Exit::Usage,
-            AppError::Failed(_) => Exit::Failed,
+            AppError::Metrics(e) => e.exit(),
+            AppError::Endpoints(e) => e.exit(),
+            AppError::Dataset(e) => e.exit(),
+            AppError::Connect { .. } => Exit::Usage,
+            AppError::Schema(e) => e.exit(),
+            AppError::Seed(_) | AppError::ReplicaBehind { .. } | AppError::Reports { .. } => {
+                Exit::Failed
+            }
+            AppError::Cleanup(e) => e.exit(),
+            AppError::Load(e) => e.exit(),
+            AppError::Bench(e) => e.exit(),
+            AppError::Calibrate(e) => e.exit(),
             AppError::Interrupted => Exit::Interrupted,
         }
     }
@@ -45,11 +112,9 @@ impl AppError {
 /// Runs the configured job.
 pub async fn run(config: Config, shutdown: &Shutdown) -> Result<Exit, AppError> {
     // Bound before anything runs: a busy exporter port fails now, not after seeding.
-    let listener = crate::metrics::bind_for(&config.metrics, config.mode == Mode::Metrics)
-        .await
-        .map_err(|e| AppError::Usage(e.to_string()))?;
+    let listener = crate::metrics::bind_for(&config.metrics, config.mode == Mode::Metrics).await?;
     let endpoints = tokio::select! {
-        e = Endpoints::open(config.database.as_ref(), &config.replicas, &config.embedded, shutdown.children()) => e.map_err(|e| AppError::Usage(e.to_string()))?,
+        e = Endpoints::open(config.database.as_ref(), &config.replicas, &config.embedded, shutdown.children()) => e?,
         _ = shutdown.triggered() => return Err(AppError::Interrupted),
     };
     let result = match crate::metrics::start(listener, &config, &endpoints, &shutdown.token()).await
@@ -60,7 +125,7 @@ pub async fn run(config: Config, shutdown: &Shutdown) -> Result<Exit, AppError> 
             sidecar.stop().await;
             result
         }
-        Err(e) => Err(AppError::Failed(e.to_string())),
+        Err(e) => Err(AppError::Metrics(e)),
     };
     endpoints.shutdown().await;
     result
@@ -73,11 +138,8 @@ async fn run_on(
     sidecar: &crate::metrics::Sidecar,
 ) -> Result<Exit, AppError> {
     if config.mode == Mode::Cleanup {
-        return match crate::cleanup::run(&endpoints.primary).await {
-            Ok(_) => Ok(Exit::Success),
-            Err(e @ crate::cleanup::CleanupError::Db(_)) => Err(AppError::Failed(e.to_string())),
-            Err(e) => Err(AppError::Usage(e.to_string())),
-        };
+        crate::cleanup::run(&endpoints.primary).await?;
+        return Ok(Exit::Success);
     }
     let dataset = tokio::select! {
         d = prepare_data(config, &endpoints.primary) => d?,
@@ -94,12 +156,12 @@ async fn run_on(
             shutdown,
         )
         .await
-        .map_err(|e| AppError::Usage(e.to_string()));
+        .map_err(AppError::from);
     }
     if let Mode::Calibrate(settings) = &config.mode {
         return crate::calibrate::run(config, settings, &endpoints.primary, dataset, shutdown)
             .await
-            .map_err(|e| AppError::Failed(e.to_string()));
+            .map_err(AppError::from);
     }
     if config.mode == Mode::Setup {
         println!(
@@ -121,11 +183,7 @@ async fn run_on(
         sidecar.client(),
         shutdown,
     )
-    .await
-    .map_err(|e| match e {
-        load::LoadError::Connect { .. } => AppError::Usage(e.to_string()),
-        load::LoadError::Goose(msg) => AppError::Usage(format!("goose: {msg}")),
-    })?;
+    .await?;
     let info = RunInfo {
         started_at,
         elapsed: result.elapsed,
@@ -139,12 +197,11 @@ async fn run_on(
         max_users: result.max_users,
         interrupted: result.interrupted,
     };
-    let (verdicts, gate) = write_reports(config, &info, &result).map_err(|e| {
-        AppError::Failed(format!(
-            "writing reports in {}: {e}",
-            config.report_dir.display()
-        ))
-    })?;
+    let (verdicts, gate) =
+        write_reports(config, &info, &result).map_err(|source| AppError::Reports {
+            dir: config.report_dir.clone(),
+            source,
+        })?;
     if let Some(failed) = &result.thresholds_failed {
         eprintln!("thresholds breached: {failed}");
     }
@@ -163,21 +220,12 @@ pub async fn prepare_data(config: &Config, primary: &Target) -> Result<Arc<Datas
         Some(path) => Dataset::from_file(path, config.dataset.clone()),
         None => Dataset::synthetic(config.dataset.clone()),
     }
-    .map(Arc::new)
-    .map_err(|e| AppError::Usage(e.to_string()))?;
+    .map(Arc::new)?;
     let client = primary
         .connect()
         .await
         .map_err(|e| connect_error(primary, e))?;
-    let usage = |e: schema::SchemaError| match e {
-        schema::SchemaError::Db(e) => {
-            AppError::Failed(format!("schema setup failed: {}", describe_pg_error(&e)))
-        }
-        other => AppError::Usage(other.to_string()),
-    };
-    let version = schema::ensure_pgvector(&client, config.iterative_scan != "off")
-        .await
-        .map_err(usage)?;
+    let version = schema::ensure_pgvector(&client, config.iterative_scan != "off").await?;
     let namespaces: Vec<String> = (0..dataset.namespace_count())
         .map(|ns| dataset.namespace_name(ns))
         .collect();
@@ -188,8 +236,7 @@ pub async fn prepare_data(config: &Config, primary: &Target) -> Result<Arc<Datas
         &dataset.fingerprint(),
         config.reset,
     )
-    .await
-    .map_err(usage)?;
+    .await?;
     if prepared == Prepared::Reuse {
         eprintln!(
             "reusing seeded data ({}; pgvector {version})",
@@ -200,7 +247,7 @@ pub async fn prepare_data(config: &Config, primary: &Target) -> Result<Arc<Datas
     eprintln!("seeding {} ...", dataset.describe());
     let timings = seed::copy_dataset(primary, dataset.clone(), 2)
         .await
-        .map_err(|e| AppError::Failed(format!("seeding failed: {e}")))?;
+        .map_err(AppError::Seed)?;
     eprintln!(
         "copied {} rows in {:.1}s ({:.0} rows/s, binary COPY); building HNSW index (m={}, ef_construction={}) ...",
         timings.rows,
@@ -210,9 +257,7 @@ pub async fn prepare_data(config: &Config, primary: &Target) -> Result<Arc<Datas
         config.table.ef_construction
     );
     let index_started = Instant::now();
-    schema::finish(&client, &config.table, &dataset.describe())
-        .await
-        .map_err(usage)?;
+    schema::finish(&client, &config.table, &dataset.describe()).await?;
     eprintln!(
         "index built in {:.1}s",
         index_started.elapsed().as_secs_f64()
@@ -220,8 +265,11 @@ pub async fn prepare_data(config: &Config, primary: &Target) -> Result<Arc<Datas
     Ok(dataset)
 }
 
-fn connect_error(target: &Target, e: ConnectError) -> AppError {
-    AppError::Usage(format!("cannot connect to {}: {e}", target.display()))
+fn connect_error(target: &Target, source: ConnectError) -> AppError {
+    AppError::Connect {
+        target: target.display(),
+        source,
+    }
 }
 
 /// Replicas must have replayed the seed before reads go to them, or searches would find
@@ -248,10 +296,11 @@ async fn wait_for_replicas(replicas: &[Target], rows: usize) -> Result<(), AppEr
                 break;
             }
             if Instant::now() > deadline {
-                return Err(AppError::Failed(format!(
-                    "replica {} has {n} of {rows} seeded rows after 120 s",
-                    replica.display()
-                )));
+                return Err(AppError::ReplicaBehind {
+                    replica: replica.display(),
+                    rows: n,
+                    wanted: rows,
+                });
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }

@@ -6,33 +6,47 @@
 use tokio_postgres::Client;
 
 use crate::db::schema::SchemaError;
-use crate::db::target::{describe_pg_error, Target};
+use crate::db::target::{describe_pg_error, ConnectError, Target};
+use crate::Exit;
 
 /// The prefix of every key the load test and the benchmarks insert.
 pub use crate::engine::INSERTED_KEY_PREFIX;
 
-/// Why cleanup did not run (each a usage error, exit 2) or failed (exit 1).
+/// Why cleanup did not run (exit 2) or failed (exit 1): see [`CleanupError::exit`].
 #[derive(Debug, thiserror::Error)]
 pub enum CleanupError {
     /// The server could not be reached.
-    #[error("cannot connect to {target}: {message}")]
+    #[error("cannot connect to {target}: {source}")]
     Connect {
         /// Endpoint, without credentials.
         target: String,
         /// Cause.
-        message: String,
+        #[source]
+        source: ConnectError,
     },
     /// The table is not ours.
     #[error(transparent)]
     Foreign(#[from] SchemaError),
     /// The delete failed.
-    #[error("cleanup failed: {0}")]
-    Db(String),
+    #[error("cleanup failed: {}", describe_pg_error(.0))]
+    Db(#[source] tokio_postgres::Error),
+}
+
+impl CleanupError {
+    /// The exit code: an unreachable server or a foreign table is found before anything is
+    /// deleted (2); a statement that fails on our table is a run that could not complete (1).
+    pub fn exit(&self) -> Exit {
+        match self {
+            CleanupError::Connect { .. } => Exit::Usage,
+            CleanupError::Foreign(e) => e.exit(),
+            CleanupError::Db(_) => Exit::Failed,
+        }
+    }
 }
 
 /// Deletes the load tests' rows; returns how many were deleted (0 when there is no table).
 pub async fn delete_inserted(client: &Client) -> Result<u64, CleanupError> {
-    let db = |e: tokio_postgres::Error| CleanupError::Db(describe_pg_error(&e));
+    let db = CleanupError::Db;
     let row = client
         .query_one(
             "SELECT to_regclass('memory_entries') IS NOT NULL, \
@@ -68,10 +82,13 @@ pub async fn delete_inserted(client: &Client) -> Result<u64, CleanupError> {
 
 /// Runs the command against `primary` and prints the count.
 pub async fn run(primary: &Target) -> Result<u64, CleanupError> {
-    let client = primary.connect().await.map_err(|e| CleanupError::Connect {
-        target: primary.display(),
-        message: e.to_string(),
-    })?;
+    let client = primary
+        .connect()
+        .await
+        .map_err(|source| CleanupError::Connect {
+            target: primary.display(),
+            source,
+        })?;
     let deleted = delete_inserted(&client).await?;
     println!(
         "deleted {deleted} rows inserted by load tests and benchmarks (keys {INSERTED_KEY_PREFIX}*) from memory_entries on {}",

@@ -166,21 +166,40 @@ pub struct BenchArgs {
     /// Warm-up iterations before each benchmark, excluded from its statistics.
     #[arg(long, default_value_t = 50)]
     pub warmup: usize,
-    /// Which benchmarks to run (comma-separated): single, cross, concurrent, bulk.
+    /// Which benchmarks to run (comma-separated).
     #[arg(
         long,
+        value_enum,
         value_delimiter = ',',
         default_value = "single,cross,concurrent,bulk"
     )]
-    pub only: Vec<String>,
+    pub only: Vec<Benchmark>,
+}
+
+/// A benchmark of the suite (`bench --only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Benchmark {
+    /// Single-namespace search, one user.
+    Single,
+    /// Cross-namespace search, one user.
+    Cross,
+    /// Single-namespace search, many clients at once.
+    Concurrent,
+    /// Bulk inserts, one user.
+    Bulk,
 }
 
 /// `calibrate`: what to compare and for how long.
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
-    /// Operations to compare (comma-separated): single (single-namespace search), retrieve.
-    #[arg(long, value_delimiter = ',', default_value = "single,retrieve")]
-    pub op: Vec<String>,
+    /// Operations to compare (comma-separated).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "single,retrieve"
+    )]
+    pub op: Vec<crate::calibrate::CalibOp>,
     /// Concurrent clients on each side (pgbench -c, Goose users).
     #[arg(long, default_value_t = 8)]
     pub clients: usize,
@@ -263,6 +282,29 @@ pub enum ReadFrom {
     Replicas,
 }
 
+/// pgvector's `hnsw.iterative_scan` modes, spelled as the setting takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum IterativeScan {
+    /// Stop at ef_search candidates, as before pgvector 0.8.
+    Off,
+    /// Scan on until enough rows pass the filters, in approximately the right order.
+    RelaxedOrder,
+    /// Scan on until enough rows pass the filters, in exact distance order.
+    StrictOrder,
+}
+
+impl IterativeScan {
+    /// The setting's value (`SET hnsw.iterative_scan = ...`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IterativeScan::Off => "off",
+            IterativeScan::RelaxedOrder => "relaxed_order",
+            IterativeScan::StrictOrder => "strict_order",
+        }
+    }
+}
+
 /// Table layout, index and dataset.
 #[derive(Debug, Args)]
 pub struct DataArgs {
@@ -299,15 +341,16 @@ pub struct DataArgs {
         help_heading = "Schema and data"
     )]
     pub ef_search: Vec<u32>,
-    /// hnsw.iterative_scan: off, relaxed_order, strict_order (default: relaxed_order for
-    /// hash:N, else off); `bench` takes a comma-separated list to sweep.
+    /// hnsw.iterative_scan (default: relaxed_order for hash:N, else off); `bench` takes a
+    /// comma-separated list to sweep.
     #[arg(
         long,
         global = true,
+        value_enum,
         value_delimiter = ',',
         help_heading = "Schema and data"
     )]
-    pub iterative_scan: Vec<String>,
+    pub iterative_scan: Vec<IterativeScan>,
     /// Namespaces in the dataset.
     #[arg(
         long,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use goose::config::GooseConfiguration;
 
-use crate::cli::{Cli, Command, ReadFrom};
+use crate::cli::{Benchmark, Cli, Command, IterativeScan, ReadFrom};
 use crate::db::schema::{Layout, TableSpec};
 use crate::db::target::Target;
 use crate::workload::dataset::DatasetSpec;
@@ -57,15 +57,8 @@ pub struct BenchSettings {
 }
 
 fn bench_settings(args: crate::cli::BenchArgs) -> Result<BenchSettings, ConfigError> {
-    for name in &args.only {
-        if !matches!(name.as_str(), "single" | "cross" | "concurrent" | "bulk") {
-            return Err(bad(format!(
-                "--only takes single, cross, concurrent, bulk; got '{name}'"
-            )));
-        }
-    }
-    let on = |name: &str, n: usize| {
-        if args.only.iter().any(|o| o == name) {
+    let on = |benchmark: Benchmark, n: usize| {
+        if args.only.contains(&benchmark) {
             n
         } else {
             0
@@ -78,12 +71,12 @@ fn bench_settings(args: crate::cli::BenchArgs) -> Result<BenchSettings, ConfigEr
         ));
     }
     Ok(BenchSettings {
-        single: on("single", scale(args.single_iterations)),
-        cross: on("cross", scale(args.cross_iterations)),
+        single: on(Benchmark::Single, scale(args.single_iterations)),
+        cross: on(Benchmark::Cross, scale(args.cross_iterations)),
         // Not scaled: fewer clients could not open the connections the target counts.
-        concurrent_clients: on("concurrent", args.concurrent_clients),
+        concurrent_clients: on(Benchmark::Concurrent, args.concurrent_clients),
         concurrent_queries: scale(args.concurrent_queries),
-        bulk_batches: on("bulk", scale(args.bulk_batches)),
+        bulk_batches: on(Benchmark::Bulk, scale(args.bulk_batches)),
         bulk_rows: args.bulk_rows,
         warmup: if args.quick {
             (args.warmup / 10).max(5)
@@ -224,20 +217,18 @@ impl Config {
         };
 
         let layout: Layout = cli.data.layout.parse().map_err(bad)?;
-        let mut iterative_scans = cli.data.iterative_scan.clone();
+        let mut iterative_scans: Vec<String> = cli
+            .data
+            .iterative_scan
+            .iter()
+            .map(|mode| mode.as_str().to_string())
+            .collect();
         if iterative_scans.is_empty() {
             iterative_scans.push(if matches!(layout, Layout::Hash(_)) {
-                "relaxed_order".into()
+                IterativeScan::RelaxedOrder.as_str().into()
             } else {
-                "off".into()
+                IterativeScan::Off.as_str().into()
             });
-        }
-        for mode in &iterative_scans {
-            if !matches!(mode.as_str(), "off" | "relaxed_order" | "strict_order") {
-                return Err(bad(format!(
-                    "--iterative-scan must be off, relaxed_order or strict_order, got '{mode}'"
-                )));
-            }
         }
         let is_bench = matches!(cli.command, Some(Command::Bench(_)));
         if !is_bench && (iterative_scans.len() > 1 || cli.data.ef_search.len() > 1) {

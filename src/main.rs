@@ -1,6 +1,6 @@
 //! The `pgvector-loadtest` binary: parse the command line, hand it to the library.
 
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
@@ -13,7 +13,12 @@ fn main() -> std::process::ExitCode {
             // Usage errors are one line, as every other refusal is (exit 2).
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("error: invalid command line");
-            eprintln!("{first} (see --help)");
+            // A closed choice names its values on the same line.
+            let valid = match e.get(ContextKind::ValidValue) {
+                Some(ContextValue::Strings(values)) => format!("; one of {}", values.join(", ")),
+                _ => String::new(),
+            };
+            eprintln!("{first}{valid} (see --help)");
             return std::process::ExitCode::from(pgvector_loadtest::Exit::Usage.code());
         }
     };

@@ -16,14 +16,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BenchSettings, Config};
 use crate::db::pool::{self, Session};
-use crate::db::target::{describe_pg_error, Target};
+use crate::db::target::{describe_pg_error, ConnectError, Target};
 use crate::db::Endpoints;
 use crate::engine::attack;
 use crate::engine::operation::{self, Request, Shared};
 use crate::engine::recall;
 use crate::engine::stats::StatsHub;
 use crate::shutdown::Shutdown;
+use crate::load::{describe_goose, goose_exit};
 use crate::workload::dataset::Dataset;
+use crate::workload::failure::Failure;
 use crate::workload::ops::{Hit, Op};
 use crate::Exit;
 use report::{BenchReport, BenchResult, Settings};
@@ -31,18 +33,53 @@ use report::{BenchReport, BenchResult, Settings};
 /// `application_name` of the ground-truth connections.
 const TRUTH_APP: &str = "pgvector-loadtest-truth";
 
-/// Why the suite could not run.
+/// Why the suite could not run or complete.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    /// Connecting or querying failed outside the measured operations.
-    #[error("benchmark setup: {0}")]
-    Db(String),
-    /// Goose refused to run.
-    #[error("goose: {0}")]
-    Goose(String),
-    /// Reports could not be written.
+    /// A connection outside the measured operations could not be opened.
+    #[error("benchmark {what}: cannot connect to {target}: {source}")]
+    Connect {
+        /// What it was for.
+        what: &'static str,
+        /// Endpoint, without credentials.
+        target: String,
+        /// Cause.
+        #[source]
+        source: ConnectError,
+    },
+    /// A query outside the measured operations failed.
+    #[error("benchmark {what}: {}", describe_pg_error(.source))]
+    Query {
+        /// What it was for.
+        what: &'static str,
+        /// Cause.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// No connection for a ground-truth query (a failure class: the pool holds no error).
+    #[error("benchmark ground truth: {0}")]
+    Checkout(Failure),
+    /// Goose refused to run, or failed while it ran.
+    #[error("goose: {}", describe_goose(.0))]
+    Goose(#[source] GooseError),
+    /// Results could not be printed or the reports written.
     #[error("writing benchmark reports: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl BenchError {
+    /// The exit code. The suite starts once the data is prepared, so the server has answered:
+    /// a connection or query failing now means the run could not complete (1), as a report
+    /// that cannot be written does; only a configuration Goose refuses is a usage error (2).
+    pub fn exit(&self) -> Exit {
+        match self {
+            BenchError::Goose(e) => goose_exit(e),
+            BenchError::Connect { .. }
+            | BenchError::Query { .. }
+            | BenchError::Checkout(_)
+            | BenchError::Io(_) => Exit::Failed,
+        }
+    }
 }
 
 /// One benchmark to run.
@@ -190,7 +227,11 @@ async fn versions(primary: &Target) -> Result<(String, String), BenchError> {
     let client = primary
         .connect()
         .await
-        .map_err(|e| BenchError::Db(e.to_string()))?;
+        .map_err(|source| BenchError::Connect {
+            what: "setup",
+            target: primary.display(),
+            source,
+        })?;
     let row = client
         .query_one(
             "SELECT current_setting('server_version'), \
@@ -198,7 +239,10 @@ async fn versions(primary: &Target) -> Result<(String, String), BenchError> {
             &[],
         )
         .await
-        .map_err(|e| BenchError::Db(describe_pg_error(&e)))?;
+        .map_err(|source| BenchError::Query {
+            what: "setup",
+            source,
+        })?;
     Ok((row.get(0), row.get(1)))
 }
 
@@ -222,7 +266,6 @@ async fn measure(
         iterative_scan: spec.iterative_scan.clone(),
         statement_timeout: config.statement_timeout,
     };
-    let db = |e: crate::db::target::ConnectError| BenchError::Db(e.to_string());
     let pool = pool::build(
         primary,
         &session,
@@ -230,7 +273,11 @@ async fn measure(
         config.pool_timeout,
     )
     .await
-    .map_err(db)?;
+    .map_err(|source| BenchError::Connect {
+        what: "pool",
+        target: primary.display(),
+        source,
+    })?;
     let mut workload = config.workload.clone();
     workload.bulk_batch = settings.bulk_rows;
     // The warm-up and the measured run insert new keys (one run id for both, distinct
@@ -311,7 +358,7 @@ async fn goose_run(b: &Arc<BenchShared>, spec: &Spec, iterations: usize) -> Resu
     });
     attack::run(config, spec.name, op.name(), function)
         .await
-        .map_err(|e| BenchError::Goose(e.to_string()))
+        .map_err(BenchError::Goose)
 }
 
 /// The timed operation; a search is kept to be judged after the run.
@@ -343,7 +390,11 @@ async fn judge(
         Duration::from_secs(60),
     )
     .await
-    .map_err(|e| BenchError::Db(e.to_string()))?;
+    .map_err(|source| BenchError::Connect {
+        what: "ground truth",
+        target: primary.display(),
+        source,
+    })?;
     let results: Vec<Result<f64, BenchError>> = futures::stream::iter(searched)
         .map(|(request, hits)| {
             let pool = pool.clone();
@@ -357,14 +408,12 @@ async fn judge(
                     }
                     _ => return Ok(1.0),
                 };
-                let (mut conn, _) = pool
-                    .checkout()
-                    .await
-                    .map_err(|e| BenchError::Db(format!("ground truth: {e}")))?;
+                let (mut conn, _) = pool.checkout().await.map_err(BenchError::Checkout)?;
                 let truth = recall::exact_top_k(&mut conn.client, scope, query, k as i64)
                     .await
-                    .map_err(|e| {
-                        BenchError::Db(format!("ground truth: {}", describe_pg_error(&e)))
+                    .map_err(|source| BenchError::Query {
+                        what: "ground truth",
+                        source,
                     })?;
                 Ok(recall::recall(&hits, &truth, k as usize))
             }

@@ -78,7 +78,11 @@ pub async fn pool(
         .retry_connection(false)
         .build(manager)
         .await
-        .map_err(|e| CalibrateError::Db(e.to_string()))?;
+        .map_err(|source| CalibrateError::Connect {
+            what: "harness pool",
+            target: target.display(),
+            source,
+        })?;
     Ok(pool)
 }
 
@@ -143,7 +147,7 @@ async fn goose_run(
     });
     attack::run(config, "Calibrate", shared.op.name(), function)
         .await
-        .map_err(|e| CalibrateError::Goose(e.to_string()))
+        .map_err(CalibrateError::Goose)
 }
 
 /// One timed execution, recorded as the load test records its operations.

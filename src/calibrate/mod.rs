@@ -15,17 +15,20 @@ pub mod harness;
 pub mod pgbench;
 pub mod report;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use goose::GooseError;
 use hdrhistogram::Histogram;
 use pgvector::Vector;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::config::Config;
-use crate::db::embedded::{default_home, ensure_install};
-use crate::db::target::{describe_pg_error, Target};
+use crate::db::embedded::{default_home, ensure_install, EmbeddedError};
+use crate::db::target::{describe_pg_error, ConnectError, Target};
+use crate::load::{describe_goose, goose_exit};
 use crate::shutdown::Shutdown;
 use crate::workload::dataset::Dataset;
 use crate::workload::ops::Op;
@@ -35,8 +38,8 @@ use report::{CalibrationReport, OpCalibration};
 /// The table of query vectors both sides read.
 pub const QUERIES_TABLE: &str = "pgvector_loadtest_queries";
 
-/// An operation `calibrate` can compare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An operation `calibrate` can compare (`--op`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CalibOp {
     /// Single-namespace kNN search (k = `--k`).
     Single,
@@ -71,19 +74,14 @@ pub struct Settings {
 
 /// Checks the `calibrate` flags.
 pub fn settings(
-    ops: &[String],
+    ops: &[CalibOp],
     clients: usize,
     duration: Duration,
     warmup: Duration,
     queries: usize,
 ) -> Result<Settings, String> {
     let mut chosen = Vec::new();
-    for name in ops {
-        let op = match name.as_str() {
-            "single" => CalibOp::Single,
-            "retrieve" => CalibOp::Retrieve,
-            other => return Err(format!("--op takes single, retrieve; got '{other}'")),
-        };
+    for &op in ops {
         if !chosen.contains(&op) {
             chosen.push(op);
         }
@@ -110,21 +108,115 @@ pub fn settings(
     })
 }
 
-/// Why calibration could not run.
+/// Why calibration could not run or complete.
 #[derive(Debug, thiserror::Error)]
 pub enum CalibrateError {
-    /// Database setup or the plan check failed.
+    /// No PostgreSQL install to take pgbench from.
+    #[error("calibrate: finding pgbench: {0}")]
+    Install(#[source] EmbeddedError),
+    /// The install has no pgbench.
+    #[error("calibrate: no pgbench in {}: calibrate runs the pgbench of --pg-bin (or of the embedded install)", .0.display())]
+    NoPgbench(PathBuf),
+    /// pgbench could not be started.
+    #[error("calibrate: cannot run {}: {source}", .path.display())]
+    Spawn {
+        /// The pgbench executable.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// pgbench ran and failed.
+    #[error("calibrate: pgbench exited with {status}: {tail}")]
+    PgbenchFailed {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// Its last lines of stderr, joined with ` / `.
+        tail: String,
+    },
+    /// pgbench's transaction log has a line we cannot read.
+    #[error("calibrate: unexpected pgbench log line: {0}")]
+    PgbenchLog(String),
+    /// The SQL cannot rebuild this dataset's namespace and key names.
+    #[error(
+        "calibrate: the retrieve calibration needs at most 1000 namespaces of 1 to 1000000 rows \
+         named ns_NNN / key_NNNNNN (got {namespaces} namespaces, {rows} rows in the smallest)"
+    )]
+    Names {
+        /// Namespaces in the dataset.
+        namespaces: usize,
+        /// Rows in the smallest namespace.
+        rows: usize,
+    },
+    /// A connection outside the measured operations could not be opened.
+    #[error("calibrate: {what}: cannot connect to {target}: {source}")]
+    Connect {
+        /// What it was for.
+        what: &'static str,
+        /// Endpoint, without credentials.
+        target: String,
+        /// Cause.
+        #[source]
+        source: ConnectError,
+    },
+    /// A query outside the measured operations failed.
+    #[error("calibrate: {what}: {}", describe_pg_error(.source))]
+    Query {
+        /// What it was for.
+        what: &'static str,
+        /// Cause.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// Goose refused to run, or failed while it ran.
+    #[error("calibrate: goose: {}", describe_goose(.0))]
+    Goose(#[source] GooseError),
+    /// A file could not be written or read, or the results printed.
+    #[error("calibrate: {what}: {source}")]
+    Io {
+        /// The file, or what was written.
+        what: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task (finding or running pgbench) panicked.
     #[error("calibrate: {0}")]
-    Db(String),
-    /// pgbench could not be found, run or read.
-    #[error("calibrate: {0}")]
-    Pgbench(String),
-    /// Goose refused to run.
-    #[error("calibrate: goose: {0}")]
-    Goose(String),
-    /// Files could not be written.
-    #[error("calibrate: {0}")]
-    Io(String),
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl CalibrateError {
+    /// The exit code: no pgbench, or a dataset the SQL cannot address, is an environment
+    /// error found before anything is measured (2); a failure once the sides run is a run
+    /// that could not complete (1).
+    pub fn exit(&self) -> Exit {
+        match self {
+            CalibrateError::Install(_)
+            | CalibrateError::NoPgbench(_)
+            | CalibrateError::Spawn { .. }
+            | CalibrateError::Names { .. } => Exit::Usage,
+            CalibrateError::Goose(e) => goose_exit(e),
+            CalibrateError::PgbenchFailed { .. }
+            | CalibrateError::PgbenchLog(_)
+            | CalibrateError::Connect { .. }
+            | CalibrateError::Query { .. }
+            | CalibrateError::Io { .. }
+            | CalibrateError::Task(_) => Exit::Failed,
+        }
+    }
+
+    fn connect(what: &'static str, target: &Target) -> impl FnOnce(ConnectError) -> Self {
+        let target = target.display();
+        move |source| CalibrateError::Connect {
+            what,
+            target,
+            source,
+        }
+    }
+
+    fn query(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Self + Copy {
+        move |source| CalibrateError::Query { what, source }
+    }
 }
 
 /// What one side measured.
@@ -244,13 +336,18 @@ pub async fn run(
     let home = default_home();
     let pg_bin = config.embedded.pg_bin.clone();
     let bin_dir = tokio::task::spawn_blocking(move || ensure_install(&home, pg_bin.as_deref()))
-        .await
-        .map_err(|e| CalibrateError::Pgbench(e.to_string()))?
-        .map_err(|e| CalibrateError::Pgbench(format!("finding pgbench: {e}")))?;
+        .await?
+        .map_err(CalibrateError::Install)?;
+    if !bin_dir.join("pgbench").is_file() {
+        return Err(CalibrateError::NoPgbench(bin_dir));
+    }
     let work = tempfile::Builder::new()
         .prefix("pgvector-loadtest-calibrate-")
         .tempdir()
-        .map_err(|e| CalibrateError::Io(e.to_string()))?;
+        .map_err(|source| CalibrateError::Io {
+            what: format!("work directory in {}", std::env::temp_dir().display()),
+            source,
+        })?;
     let (session_sql, session_options) = session(config);
     let k = config.workload.k;
     let load_before = load_average();
@@ -312,8 +409,7 @@ pub async fn run(
                 warmup,
             )
         })
-        .await
-        .map_err(|e| CalibrateError::Pgbench(e.to_string()))??;
+        .await??;
         println!("{}: harness (Goose) ...", op.op().name());
         let pool = harness::pool(primary, &session_sql, &sql, settings.clients as u32).await?;
         let seed = config.workload.seed;
@@ -329,7 +425,10 @@ pub async fn run(
     let gate_line = report.judge_failures(&config.failure_gate);
     report
         .print(&mut std::io::stdout())
-        .map_err(|e| CalibrateError::Io(e.to_string()))?;
+        .map_err(|source| CalibrateError::Io {
+            what: "printing the results".into(),
+            source,
+        })?;
     if let Some(line) = gate_line {
         println!("{line}");
     }
@@ -337,7 +436,10 @@ pub async fn run(
     crate::report::write_atomic(&path, |w| {
         serde_json::to_writer_pretty(w, &report).map_err(std::io::Error::other)
     })
-    .map_err(|e| CalibrateError::Io(format!("{}: {e}", path.display())))?;
+    .map_err(|source| CalibrateError::Io {
+        what: path.display().to_string(),
+        source,
+    })?;
     println!("written to {}", path.display());
     Ok(if shutdown.is_triggered() {
         Exit::Interrupted
@@ -359,10 +461,7 @@ fn check_names(dataset: &Dataset, params: Params) -> Result<(), CalibrateError> 
             || dataset.namespace_name(namespaces - 1) != format!("ns_{:03}", namespaces - 1)
             || dataset.key(rows - 1) != format!("key_{:06}", rows - 1)
         {
-            return Err(CalibrateError::Db(format!(
-                "the retrieve calibration needs at most 1000 namespaces of 1 to 1000000 rows \
-                 named ns_NNN / key_NNNNNN (got {namespaces} namespaces, {rows} rows in the smallest)"
-            )));
+            return Err(CalibrateError::Names { namespaces, rows });
         }
     }
     Ok(())
@@ -376,11 +475,11 @@ async fn store_queries(
     queries: usize,
     seed: u64,
 ) -> Result<(), CalibrateError> {
-    let db = |e: tokio_postgres::Error| CalibrateError::Db(describe_pg_error(&e));
+    let db = CalibrateError::query("query table");
     let client = primary
         .connect()
         .await
-        .map_err(|e| CalibrateError::Db(e.to_string()))?;
+        .map_err(CalibrateError::connect("query table", primary))?;
     let dim = dataset.spec().dim;
     client
         .batch_execute(&format!(
@@ -424,11 +523,11 @@ async fn check_plan(
     session_sql: &str,
     sql: &str,
 ) -> Result<String, CalibrateError> {
-    let db = |e: tokio_postgres::Error| CalibrateError::Db(describe_pg_error(&e));
+    let db = CalibrateError::query("plan check");
     let client = primary
         .connect()
         .await
-        .map_err(|e| CalibrateError::Db(e.to_string()))?;
+        .map_err(CalibrateError::connect("plan check", primary))?;
     client.batch_execute(session_sql).await.map_err(db)?;
     client
         .batch_execute(&format!(
@@ -524,15 +623,14 @@ mod tests {
 
     #[test]
     fn settings_are_checked() {
-        let s = |ops: &[&str], c| {
-            let ops: Vec<String> = ops.iter().map(|s| s.to_string()).collect();
-            settings(&ops, c, Duration::from_millis(2500), Duration::ZERO, 10)
-        };
-        let ok = s(&["retrieve", "single", "retrieve"], 4).unwrap();
+        let s =
+            |ops: &[CalibOp], c| settings(ops, c, Duration::from_millis(2500), Duration::ZERO, 10);
+        let (single, retrieve) = (CalibOp::Single, CalibOp::Retrieve);
+        let ok = s(&[retrieve, single, retrieve], 4).unwrap();
         assert_eq!(ok.ops, [CalibOp::Retrieve, CalibOp::Single]);
         assert_eq!(ok.duration, Duration::from_secs(2));
-        assert!(s(&["cross"], 4).unwrap_err().contains("--op"));
-        assert!(s(&["single"], 0).unwrap_err().contains("--clients"));
+        assert!(s(&[], 4).unwrap_err().contains("--op"));
+        assert!(s(&[single], 0).unwrap_err().contains("--clients"));
     }
 
     #[test]

@@ -82,8 +82,7 @@ fn command(run: &Run<'_>, script: &Path, duration: Duration) -> Command {
 /// Blocking: call from `spawn_blocking`.
 pub fn measure(run: &Run<'_>, warmup: Duration) -> Result<SideResult, CalibrateError> {
     let script = run.work_dir.join("calibrate.sql");
-    std::fs::write(&script, run.script)
-        .map_err(|e| CalibrateError::Io(format!("{}: {e}", script.display())))?;
+    std::fs::write(&script, run.script).map_err(io(&script))?;
     if !warmup.is_zero() {
         let out = command(run, &script, warmup)
             .output()
@@ -92,8 +91,7 @@ pub fn measure(run: &Run<'_>, warmup: Duration) -> Result<SideResult, CalibrateE
     }
     let logs = run.work_dir.join("logs");
     let _ = std::fs::remove_dir_all(&logs);
-    std::fs::create_dir_all(&logs)
-        .map_err(|e| CalibrateError::Io(format!("{}: {e}", logs.display())))?;
+    std::fs::create_dir_all(&logs).map_err(io(&logs))?;
     let mut cmd = command(run, &script, run.duration);
     cmd.arg("-l").arg(format!(
         "--log-prefix={}",
@@ -110,11 +108,18 @@ pub fn measure(run: &Run<'_>, warmup: Duration) -> Result<SideResult, CalibrateE
     Ok(result)
 }
 
-fn spawn_error(bin_dir: &Path, e: std::io::Error) -> CalibrateError {
-    CalibrateError::Pgbench(format!(
-        "cannot run {}: {e}",
-        bin_dir.join("pgbench").display()
-    ))
+fn spawn_error(bin_dir: &Path, source: std::io::Error) -> CalibrateError {
+    CalibrateError::Spawn {
+        path: bin_dir.join("pgbench"),
+        source,
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> CalibrateError + '_ {
+    move |source| CalibrateError::Io {
+        what: path.display().to_string(),
+        source,
+    }
 }
 
 fn check(out: &std::process::Output) -> Result<(), CalibrateError> {
@@ -123,11 +128,10 @@ fn check(out: &std::process::Output) -> Result<(), CalibrateError> {
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
-    Err(CalibrateError::Pgbench(format!(
-        "pgbench exited with {}: {}",
-        out.status,
-        tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-    )))
+    Err(CalibrateError::PgbenchFailed {
+        status: out.status,
+        tail: tail.into_iter().rev().collect::<Vec<_>>().join(" / "),
+    })
 }
 
 /// `tps = 1234.5 (without initial connection time)` from pgbench's summary.
@@ -142,7 +146,7 @@ pub fn reported_tps(stdout: &str) -> Option<f64> {
 /// Reads every `pgbench_log.*` file in `dir` (one per thread).
 pub fn read_logs(dir: &Path) -> Result<SideResult, CalibrateError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| CalibrateError::Io(format!("{}: {e}", dir.display())))?
+        .map_err(io(dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
@@ -153,8 +157,7 @@ pub fn read_logs(dir: &Path) -> Result<SideResult, CalibrateError> {
     files.sort();
     let mut log = LogStats::new();
     for file in &files {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| CalibrateError::Io(format!("{}: {e}", file.display())))?;
+        let text = std::fs::read_to_string(file).map_err(io(file))?;
         log.add(&text)?;
     }
     Ok(log.finish())
@@ -187,7 +190,7 @@ impl LogStats {
     pub fn add(&mut self, text: &str) -> Result<(), CalibrateError> {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let f: Vec<&str> = line.split_whitespace().collect();
-            let bad = || CalibrateError::Pgbench(format!("unexpected pgbench log line: {line}"));
+            let bad = || CalibrateError::PgbenchLog(line.to_string());
             if f.len() < 6 {
                 return Err(bad());
             }

@@ -13,6 +13,7 @@ use embedded::{EmbeddedOptions, EmbeddedServer};
 use target::Target;
 
 use crate::shutdown::Children;
+use crate::Exit;
 
 /// Embedded-server settings (used when no database URL is given).
 #[derive(Debug, Clone)]
@@ -40,6 +41,15 @@ pub enum EndpointError {
     /// Provisioning the embedded server failed.
     #[error("embedded PostgreSQL: {0}")]
     Embedded(#[from] embedded::EmbeddedError),
+}
+
+impl EndpointError {
+    /// The exit code: the server the run needs could not be provided, so nothing ran (2).
+    pub fn exit(&self) -> Exit {
+        match self {
+            EndpointError::Embedded(_) => Exit::Usage,
+        }
+    }
 }
 
 impl Endpoints {

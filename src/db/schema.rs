@@ -10,6 +10,7 @@ use std::str::FromStr;
 use tokio_postgres::Client;
 
 use super::target::describe_pg_error;
+use crate::Exit;
 
 /// How `memory_entries` is split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub struct TableSpec {
     pub ef_construction: u32,
 }
 
-/// Schema problems; each is a usage error (exit 2) with one explaining line.
+/// Schema problems, each with one explaining line: see [`SchemaError::exit`].
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     /// pgvector is not installed on the server.
@@ -92,6 +93,18 @@ pub enum SchemaError {
     /// Any other database error.
     #[error("schema setup failed: {}", describe_pg_error(.0))]
     Db(#[from] tokio_postgres::Error),
+}
+
+impl SchemaError {
+    /// The exit code: a server or table the run cannot use is found before anything runs
+    /// (2); a statement that fails once the checks passed (creating the table, building the
+    /// index after the seed) ends a run that started (1).
+    pub fn exit(&self) -> Exit {
+        match self {
+            SchemaError::Db(_) => Exit::Failed,
+            _ => Exit::Usage,
+        }
+    }
 }
 
 /// What [`prepare`] found.

@@ -133,8 +133,3 @@ fn encode_row(buf: &mut BytesMut, ns: &str, key: &str, value: &str, vector: &[f3
     buf.put_u8(1);
     buf.put_slice(metadata.as_bytes());
 }
-
-/// Writes a short line per stage to stderr (the progress bar hides itself when not a terminal).
-pub fn announce(text: &str) {
-    eprintln!("{text}");
-}

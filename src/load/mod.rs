@@ -22,6 +22,7 @@ use crate::engine::overhead;
 use crate::engine::stats::{self, HistorySample, Snapshot, StatsHub};
 use crate::shutdown::Shutdown;
 use crate::workload::dataset::Dataset;
+use crate::Exit;
 
 /// What a finished (or interrupted) load test measured.
 pub struct LoadResult {
@@ -52,11 +53,49 @@ pub enum LoadError {
         /// Endpoint, without credentials.
         target: String,
         /// Cause.
+        #[source]
         source: ConnectError,
     },
-    /// Goose refused its configuration (a usage error).
-    #[error("{0}")]
-    Goose(String),
+    /// Goose refused its configuration, or failed while it ran.
+    #[error("goose: {}", describe_goose(.0))]
+    Goose(#[source] GooseError),
+}
+
+impl LoadError {
+    /// The exit code. The pools open after every endpoint answered and the data was checked:
+    /// a connection refused now means the server went away during the run (1).
+    pub fn exit(&self) -> Exit {
+        match self {
+            LoadError::Connect { .. } => Exit::Failed,
+            LoadError::Goose(e) => goose_exit(e),
+        }
+    }
+}
+
+/// The exit code of a Goose error: a configuration Goose refuses is a usage error, nothing
+/// having run (2); an I/O or task error comes from a run that started (1).
+pub fn goose_exit(e: &GooseError) -> Exit {
+    match e {
+        GooseError::Io(_)
+        | GooseError::Reqwest(_)
+        | GooseError::TokioJoin(_)
+        | GooseError::Serde(_) => Exit::Failed,
+        GooseError::ThresholdsFailed { .. } => Exit::SloBreached,
+        _ => Exit::Usage,
+    }
+}
+
+/// One line for a Goose error; Goose's own text leaves out which option it refused.
+pub fn describe_goose(e: &GooseError) -> String {
+    let text = match e {
+        GooseError::InvalidOption {
+            option,
+            value,
+            detail,
+        } => format!("invalid {option} '{value}': {detail}"),
+        other => other.to_string(),
+    };
+    text.replace('\n', " ")
 }
 
 /// Session settings every pooled connection gets.
@@ -121,7 +160,7 @@ pub async fn run(
         metrics: metrics.map(|m| m as Arc<dyn operation::Observer>),
     });
 
-    let goose_err = |e: GooseError| LoadError::Goose(e.to_string());
+    let goose_err = LoadError::Goose;
     let mut goose = config.goose.clone();
     let staged = staged::Staged::stage(&mut goose.report_file);
     let mut attack = GooseAttack::initialize_with_config(goose)

@@ -53,6 +53,17 @@ pub enum MetricsError {
     Registry(#[from] prometheus::Error),
 }
 
+impl MetricsError {
+    /// The exit code: a port that cannot be bound is found before anything runs (2); a
+    /// registry that refuses our families is a defect, not the user's doing (1).
+    pub fn exit(&self) -> crate::Exit {
+        match self {
+            MetricsError::Bind { .. } => crate::Exit::Usage,
+            MetricsError::Registry(_) => crate::Exit::Failed,
+        }
+    }
+}
+
 /// What [`bind_for`] found.
 pub enum Listener {
     /// The exporter's listener.

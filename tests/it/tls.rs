@@ -246,7 +246,7 @@ async fn pgbench_checks_the_server_certificate_as_the_harness_does() {
         pgbench::measure(&run, Duration::ZERO)
     };
     let msg = match bench("otherca.pem") {
-        Err(CalibrateError::Pgbench(msg)) => msg,
+        Err(CalibrateError::PgbenchFailed { tail, .. }) => tail,
         Err(e) => panic!("{e}"),
         Ok(r) => panic!(
             "pgbench accepted a server signed by another CA ({} ops)",

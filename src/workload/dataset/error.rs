@@ -101,3 +101,11 @@ pub enum DatasetError {
         namespaces: usize,
     },
 }
+
+impl DatasetError {
+    /// The exit code: the dataset is built before anything runs, so every problem with it is
+    /// a usage error (2).
+    pub fn exit(&self) -> crate::Exit {
+        crate::Exit::Usage
+    }
+}
