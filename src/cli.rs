@@ -199,7 +199,7 @@ pub struct CalibrateArgs {
         value_delimiter = ',',
         default_value = "single,retrieve"
     )]
-    pub op: Vec<crate::calibrate::CalibOp>,
+    pub op: Vec<CalibOp>,
     /// Concurrent clients on each side (pgbench -c, Goose users).
     #[arg(long, default_value_t = 8)]
     pub clients: usize,
@@ -436,4 +436,23 @@ pub struct WorkloadArgs {
     /// Share of users that are background bulk inserters.
     #[arg(long, global = true, default_value_t = 0.1, help_heading = "Workload")]
     pub bulk_user_share: f64,
+}
+
+/// An operation `calibrate` can compare (`--op`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CalibOp {
+    /// Single-namespace kNN search (k = `--k`).
+    Single,
+    /// Key lookup of an existing key.
+    Retrieve,
+}
+
+impl CalibOp {
+    /// The load test's operation it stands for.
+    pub fn op(self) -> crate::workload::ops::Op {
+        match self {
+            CalibOp::Single => crate::workload::ops::Op::SingleShardSearch,
+            CalibOp::Retrieve => crate::workload::ops::Op::Retrieve,
+        }
+    }
 }

@@ -32,7 +32,7 @@ pub enum Mode {
     /// The Prometheus exporter alone, until Ctrl-C.
     Metrics,
     /// pgbench against our Goose users on the same SQL.
-    Calibrate(crate::calibrate::Settings),
+    Calibrate(CalibrateSettings),
     /// Delete the rows load tests inserted.
     Cleanup,
 }
@@ -345,7 +345,7 @@ impl Config {
             Some(Command::Metrics) => Mode::Metrics,
             Some(Command::Cleanup) => Mode::Cleanup,
             Some(Command::Calibrate(a)) => Mode::Calibrate(
-                crate::calibrate::settings(&a.op, a.clients, a.duration, a.warmup, a.queries)
+                calibrate_settings(&a.op, a.clients, a.duration, a.warmup, a.queries)
                     .map_err(bad)?,
             ),
         };
@@ -522,4 +522,55 @@ fn ensure_writable(dir: &Path) -> Result<(), ConfigError> {
 
 fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
+}
+
+/// Validated `calibrate` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalibrateSettings {
+    /// Operations to compare, in order.
+    pub ops: Vec<crate::cli::CalibOp>,
+    /// Concurrent clients (pgbench `-c`, Goose users).
+    pub clients: usize,
+    /// Measured time of each side.
+    pub duration: Duration,
+    /// Unmeasured time before each side.
+    pub warmup: Duration,
+    /// Query vectors stored for the search.
+    pub queries: usize,
+}
+
+/// Checks the `calibrate` flags.
+pub fn calibrate_settings(
+    ops: &[crate::cli::CalibOp],
+    clients: usize,
+    duration: Duration,
+    warmup: Duration,
+    queries: usize,
+) -> Result<CalibrateSettings, String> {
+    let mut chosen = Vec::new();
+    for &op in ops {
+        if !chosen.contains(&op) {
+            chosen.push(op);
+        }
+    }
+    if chosen.is_empty() {
+        return Err("--op needs at least one of single, retrieve".into());
+    }
+    if clients == 0 || clients > 1000 {
+        return Err("--clients must be between 1 and 1000".into());
+    }
+    if duration < Duration::from_secs(1) {
+        return Err("--duration must be at least 1s (pgbench -T counts whole seconds)".into());
+    }
+    if queries == 0 || queries > 1_000_000 {
+        return Err("--queries must be between 1 and 1000000".into());
+    }
+    Ok(CalibrateSettings {
+        ops: chosen,
+        clients,
+        // pgbench -T takes whole seconds: both sides get the same.
+        duration: Duration::from_secs(duration.as_secs()),
+        warmup: Duration::from_secs(warmup.as_secs()),
+        queries,
+    })
 }

@@ -3,24 +3,29 @@
 //! namespace.
 //!
 //! # Layout
+//! Top-level modules, each depending only on those listed before it (checked by
+//! `tests/it/modules.rs`):
+//! - [`workload`]: the dataset ([`workload::dataset`]), the five operations
+//!   ([`workload::ops`]), failure classes ([`workload::failure`]) and the workload's knobs.
+//! - [`shutdown`]: the one owner of signals and of the child processes to stop.
+//! - [`db`]: endpoints and credentials ([`db::target`], [`db::conninfo`]), the embedded
+//!   PostgreSQL ([`db::embedded`]), the pool ([`db::pool`]), schema and ownership
+//!   ([`db::schema`]), seeding by binary COPY ([`db::seed`]).
+//! - [`engine`]: what every mode drives: the timed operation ([`engine::operation`]), our µs
+//!   statistics ([`engine::stats`]), code-run Goose attacks, CPU accounting, recall.
+//! - [`profile`]: load profiles (scenarios/*.toml) and their objectives.
+//! - [`report`]: Locust-compatible CSVs, the JSON summary, the objectives' verdicts and the
+//!   failure gate.
 //! - [`cli`]: the raw command line (clap derive, Goose's options flattened in).
 //! - [`config`]: the validated configuration; nothing downstream reads the raw CLI.
-//! - [`app`]: one run from configuration to exit code.
-//! - [`db`]: endpoints and credentials ([`db::target`]), the embedded PostgreSQL
-//!   ([`db::embedded`]), the pool ([`db::pool`]), schema and ownership ([`db::schema`]),
-//!   seeding by binary COPY ([`db::seed`]).
-//! - [`workload`]: the dataset ([`workload::dataset`]), the five operations
-//!   ([`workload::ops`]) and failure classes ([`workload::failure`]).
-//! - [`load`]: the Goose scenarios ([`load::users`]) and our µs statistics ([`load::stats`]).
-//! - [`cleanup`]: the `cleanup` command (deletes only the rows load tests inserted).
-//! - [`profile`]: load profiles (scenarios/*.toml) and their objectives.
-//! - [`report`]: Locust-compatible CSVs, the JSON summary and the objectives' verdicts.
-//! - [`bench`](mod@bench): the benchmark suite (single-user Goose scenarios, recall@k, ef_search sweeps).
-//! - [`calibrate`]: the same SQL through pgbench and through our Goose users, compared
-//!   (throughput, latency, CPU per operation): is the load generator the bottleneck?
 //! - [`metrics`]: the Prometheus exporter (sidecar or `metrics` command): client-side series
 //!   ([`metrics::client`]), recall sampled under load ([`metrics::recall`]), server-side
 //!   polling ([`metrics::server`]).
+//! - The modes: [`load`] (the Goose scenarios of the load test), [`bench`](mod@bench) (the
+//!   benchmark suite: single-user Goose scenarios, recall@k, ef_search sweeps), [`cleanup`]
+//!   (deletes only the rows load tests inserted), [`calibrate`] (the same SQL through pgbench
+//!   and through our Goose users, compared: is the load generator the bottleneck?).
+//! - [`app`]: one run from configuration to exit code.
 //!
 //! # Exit codes
 //! See [`Exit`].

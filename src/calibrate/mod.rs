@@ -31,82 +31,14 @@ use crate::db::target::{describe_pg_error, ConnectError, Target};
 use crate::load::{describe_goose, goose_exit};
 use crate::shutdown::Shutdown;
 use crate::workload::dataset::Dataset;
-use crate::workload::ops::Op;
 use crate::Exit;
 use report::{CalibrationReport, OpCalibration};
 
 /// The table of query vectors both sides read.
 pub const QUERIES_TABLE: &str = "pgvector_loadtest_queries";
 
-/// An operation `calibrate` can compare (`--op`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CalibOp {
-    /// Single-namespace kNN search (k = `--k`).
-    Single,
-    /// Key lookup of an existing key.
-    Retrieve,
-}
-
-impl CalibOp {
-    /// The load test's operation it stands for.
-    pub fn op(self) -> Op {
-        match self {
-            CalibOp::Single => Op::SingleShardSearch,
-            CalibOp::Retrieve => Op::Retrieve,
-        }
-    }
-}
-
-/// Validated `calibrate` settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// Operations to compare, in order.
-    pub ops: Vec<CalibOp>,
-    /// Concurrent clients (pgbench `-c`, Goose users).
-    pub clients: usize,
-    /// Measured time of each side.
-    pub duration: Duration,
-    /// Unmeasured time before each side.
-    pub warmup: Duration,
-    /// Query vectors stored for the search.
-    pub queries: usize,
-}
-
-/// Checks the `calibrate` flags.
-pub fn settings(
-    ops: &[CalibOp],
-    clients: usize,
-    duration: Duration,
-    warmup: Duration,
-    queries: usize,
-) -> Result<Settings, String> {
-    let mut chosen = Vec::new();
-    for &op in ops {
-        if !chosen.contains(&op) {
-            chosen.push(op);
-        }
-    }
-    if chosen.is_empty() {
-        return Err("--op needs at least one of single, retrieve".into());
-    }
-    if clients == 0 || clients > 1000 {
-        return Err("--clients must be between 1 and 1000".into());
-    }
-    if duration < Duration::from_secs(1) {
-        return Err("--duration must be at least 1s (pgbench -T counts whole seconds)".into());
-    }
-    if queries == 0 || queries > 1_000_000 {
-        return Err("--queries must be between 1 and 1000000".into());
-    }
-    Ok(Settings {
-        ops: chosen,
-        clients,
-        // pgbench -T takes whole seconds: both sides get the same.
-        duration: Duration::from_secs(duration.as_secs()),
-        warmup: Duration::from_secs(warmup.as_secs()),
-        queries,
-    })
-}
+pub use crate::cli::CalibOp;
+pub use crate::config::{calibrate_settings as settings, CalibrateSettings as Settings};
 
 /// Why calibration could not run or complete.
 #[derive(Debug, thiserror::Error)]

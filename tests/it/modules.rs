@@ -61,14 +61,25 @@ fn cycle(
 #[test]
 fn top_level_modules_form_no_cycle() {
     let deps = dependencies();
-    assert!(deps.contains_key("engine") && deps.contains_key("app"), "{deps:?}");
+    assert!(
+        deps.contains_key("engine") && deps.contains_key("app"),
+        "{deps:?}"
+    );
     for module in deps.keys() {
         if let Some(found) = cycle(&deps, module, &mut Vec::new()) {
             panic!("import cycle: {}", found.join(" -> "));
         }
     }
     // The layers lib.rs documents, spot-checked: the engine knows no mode.
-    for mode in ["app", "load", "bench", "calibrate", "metrics", "config", "cli"] {
+    for mode in [
+        "app",
+        "load",
+        "bench",
+        "calibrate",
+        "metrics",
+        "config",
+        "cli",
+    ] {
         assert!(!deps["engine"].contains(mode), "engine uses {mode}");
     }
 }
@@ -106,7 +117,10 @@ fn the_library_runs_a_load_test_in_process() {
         &std::fs::read(reports.path().join("load_test_summary.json")).unwrap(),
     )
     .unwrap();
-    assert!(summary["aggregated"]["count"].as_u64().unwrap() > 10, "{summary}");
+    assert!(
+        summary["aggregated"]["count"].as_u64().unwrap() > 10,
+        "{summary}"
+    );
     assert_eq!(summary["aggregated"]["failed"].as_u64(), Some(0));
     runtime.block_on(pg.stop());
 }
