@@ -1,7 +1,7 @@
 //! The load test's Goose scenarios: `VectorSearchUser` (weights 10/3/2/1 over
 //! single-namespace search, cross-namespace search, retrieve, insert; waits 100–500 ms) and
 //! `BulkInsertUser` (a small background share of the users; waits 5–10 s), each transaction one
-//! [`perform`] of the engine.
+//! `perform` of the engine.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

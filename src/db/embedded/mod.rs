@@ -16,7 +16,7 @@
 //! harness owns its lifetime: [`EmbeddedServer`] stops it on `stop` or on drop,
 //! and a panic never leaks a server.
 //!
-//! Every cluster requires a password of its own ([`auth`]), so other local
+//! Every cluster requires a password of its own (`auth`), so other local
 //! accounts cannot connect to it as superuser during a run.
 
 use std::fmt;
