@@ -131,6 +131,7 @@ pub async fn run(config: Config, shutdown: &Shutdown) -> Result<Exit, AppError> 
     result
 }
 
+/// One `match` over the mode: each gets the endpoints, and all but `cleanup` the prepared data.
 async fn run_on(
     config: &Config,
     endpoints: &Endpoints,
@@ -145,32 +146,39 @@ async fn run_on(
         d = prepare_data(config, &endpoints.primary) => d?,
         _ = shutdown.triggered() => return Err(AppError::Interrupted),
     };
-    if let Mode::Bench(settings) = &config.mode {
-        sidecar.announce();
-        return crate::bench::run(
-            config,
-            settings,
-            endpoints,
-            dataset,
-            sidecar.client(),
-            shutdown,
-        )
-        .await
-        .map_err(AppError::from);
+    match &config.mode {
+        Mode::Setup => {
+            println!(
+                "memory_entries ready on {}: {}",
+                endpoints.primary.display(),
+                dataset.describe()
+            );
+            Ok(Exit::Success)
+        }
+        Mode::Bench(settings) => {
+            sidecar.announce();
+            let client = sidecar.client();
+            let run = crate::bench::run(config, settings, endpoints, dataset, client, shutdown);
+            Ok(run.await?)
+        }
+        Mode::Calibrate(settings) => {
+            let primary = &endpoints.primary;
+            Ok(crate::calibrate::run(config, settings, primary, dataset, shutdown).await?)
+        }
+        Mode::Load => run_load(config, endpoints, shutdown, sidecar, dataset).await,
+        // The exporter alone ran (and ended) in `run`; cleanup returned above.
+        Mode::Metrics | Mode::Cleanup => Ok(Exit::Success),
     }
-    if let Mode::Calibrate(settings) = &config.mode {
-        return crate::calibrate::run(config, settings, &endpoints.primary, dataset, shutdown)
-            .await
-            .map_err(AppError::from);
-    }
-    if config.mode == Mode::Setup {
-        println!(
-            "memory_entries ready on {}: {}",
-            endpoints.primary.display(),
-            dataset.describe()
-        );
-        return Ok(Exit::Success);
-    }
+}
+
+/// The load test: waits for replicas to catch up, runs, writes the reports, picks the exit.
+async fn run_load(
+    config: &Config,
+    endpoints: &Endpoints,
+    shutdown: &Shutdown,
+    sidecar: &crate::metrics::Sidecar,
+    dataset: Arc<Dataset>,
+) -> Result<Exit, AppError> {
     if !endpoints.replicas.is_empty() {
         wait_for_replicas(&endpoints.replicas, dataset.total_rows()).await?;
     }
