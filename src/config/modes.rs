@@ -1,0 +1,144 @@
+//! The validated settings of each mode beside the load test: `bench`, `calibrate` and the
+//! Prometheus exporter.
+
+use std::time::Duration;
+
+use super::{bad, ConfigError, Mode};
+use crate::cli::Benchmark;
+
+/// Which benchmarks run, and how many iterations each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchSettings {
+    /// Single-namespace search iterations (0 = skipped).
+    pub single: usize,
+    /// Cross-namespace search iterations (0 = skipped).
+    pub cross: usize,
+    /// Concurrent benchmark clients (0 = skipped).
+    pub concurrent_clients: usize,
+    /// Queries per concurrent client.
+    pub concurrent_queries: usize,
+    /// Bulk insert batches (0 = skipped).
+    pub bulk_batches: usize,
+    /// Rows per bulk batch.
+    pub bulk_rows: usize,
+    /// Warm-up iterations before each benchmark.
+    pub warmup: usize,
+}
+
+pub(super) fn bench_settings(args: crate::cli::BenchArgs) -> Result<BenchSettings, ConfigError> {
+    let on = |benchmark: Benchmark, n: usize| {
+        if args.only.contains(&benchmark) {
+            n
+        } else {
+            0
+        }
+    };
+    let scale = |n: usize| if args.quick { (n / 10).max(5) } else { n };
+    if args.bulk_rows == 0 || args.concurrent_queries == 0 {
+        return Err(bad(
+            "--bulk-rows and --concurrent-queries must be at least 1",
+        ));
+    }
+    Ok(BenchSettings {
+        single: on(Benchmark::Single, scale(args.single_iterations)),
+        cross: on(Benchmark::Cross, scale(args.cross_iterations)),
+        // Not scaled: fewer clients could not open the connections the target counts.
+        concurrent_clients: on(Benchmark::Concurrent, args.concurrent_clients),
+        concurrent_queries: scale(args.concurrent_queries),
+        bulk_batches: on(Benchmark::Bulk, scale(args.bulk_batches)),
+        bulk_rows: args.bulk_rows,
+        warmup: if args.quick {
+            (args.warmup / 10).max(5)
+        } else {
+            args.warmup
+        },
+    })
+}
+
+/// The spec's default port (`METRICS_PORT`); note that Prometheus itself defaults to it too.
+pub const DEFAULT_METRICS_PORT: u16 = 9090;
+
+/// The exporter's validated settings.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    /// Start the exporter beside the load test and the benchmarks.
+    pub sidecar: bool,
+    /// Where `/metrics` is served.
+    pub addr: std::net::SocketAddr,
+    /// The port was given (`--metrics-port` / `METRICS_PORT`) rather than defaulted: a busy
+    /// port is then an error even for the sidecar.
+    pub port_given: bool,
+    /// How often the server-side state is polled.
+    pub poll_interval: Duration,
+}
+
+/// The exporter's address and poll interval; the sidecar runs for the load test and `bench`.
+pub(super) fn metrics_settings(
+    args: &crate::cli::MetricsArgs,
+    mode: &Mode,
+) -> Result<MetricsSettings, ConfigError> {
+    if *mode == Mode::Metrics && args.no_metrics_exporter {
+        return Err(bad("--no-metrics-exporter contradicts the metrics command"));
+    }
+    if args.poll_interval < Duration::from_millis(100) {
+        return Err(bad("--poll-interval must be at least 100ms"));
+    }
+    let port = args.metrics_port.unwrap_or(DEFAULT_METRICS_PORT);
+    Ok(MetricsSettings {
+        sidecar: !args.no_metrics_exporter && matches!(mode, Mode::Load | Mode::Bench(_)),
+        addr: std::net::SocketAddr::new(args.metrics_host, port),
+        port_given: args.metrics_port.is_some(),
+        poll_interval: args.poll_interval,
+    })
+}
+
+/// Validated `calibrate` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalibrateSettings {
+    /// Operations to compare, in order.
+    pub ops: Vec<crate::cli::CalibOp>,
+    /// Concurrent clients (pgbench `-c`, Goose users).
+    pub clients: usize,
+    /// Measured time of each side.
+    pub duration: Duration,
+    /// Unmeasured time before each side.
+    pub warmup: Duration,
+    /// Query vectors stored for the search.
+    pub queries: usize,
+}
+
+/// Checks the `calibrate` flags.
+pub fn calibrate_settings(
+    ops: &[crate::cli::CalibOp],
+    clients: usize,
+    duration: Duration,
+    warmup: Duration,
+    queries: usize,
+) -> Result<CalibrateSettings, String> {
+    let mut chosen = Vec::new();
+    for &op in ops {
+        if !chosen.contains(&op) {
+            chosen.push(op);
+        }
+    }
+    if chosen.is_empty() {
+        return Err("--op needs at least one of single, retrieve".into());
+    }
+    if clients == 0 || clients > 1000 {
+        return Err("--clients must be between 1 and 1000".into());
+    }
+    if duration < Duration::from_secs(1) {
+        return Err("--duration must be at least 1s (pgbench -T counts whole seconds)".into());
+    }
+    if queries == 0 || queries > 1_000_000 {
+        return Err("--queries must be between 1 and 1000000".into());
+    }
+    Ok(CalibrateSettings {
+        ops: chosen,
+        clients,
+        // pgbench -T takes whole seconds: both sides get the same.
+        duration: Duration::from_secs(duration.as_secs()),
+        warmup: Duration::from_secs(warmup.as_secs()),
+        queries,
+    })
+}
