@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::target::Target;
 use crate::engine::recall::quantile;
+use crate::engine::stats::round;
 use crate::engine::stats::{OpStats, StatsHub};
 use crate::report::write_atomic;
 use crate::workload::ops::Op;
@@ -115,10 +116,6 @@ fn ms(us: u64) -> f64 {
     (us as f64 / 1000.0 * 1000.0).round() / 1000.0
 }
 
-fn round4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
-}
-
 impl BenchResult {
     /// Builds a result from the measured statistics.
     #[allow(clippy::too_many_arguments)]
@@ -152,7 +149,7 @@ impl BenchResult {
             warmup_iterations,
             min_ms: if h.is_empty() { 0.0 } else { ms(h.min()) },
             max_ms: ms(h.max()),
-            mean_ms: round4(h.mean() / 1000.0),
+            mean_ms: round(h.mean() / 1000.0, 4),
             median_ms: q(50.0),
             p50_ms: q(50.0),
             p95_ms: q(95.0),
@@ -164,9 +161,9 @@ impl BenchResult {
             iterative_scan: index.1,
             k,
             recall_mean: (!recalls.is_empty())
-                .then(|| round4(recalls.iter().sum::<f64>() / recalls.len() as f64)),
-            recall_p5: (!recalls.is_empty()).then(|| round4(quantile(recalls, 0.05))),
-            short_result_share: searched.then(|| round4(stats.short as f64 / stats.ok as f64)),
+                .then(|| round(recalls.iter().sum::<f64>() / recalls.len() as f64, 4)),
+            recall_p5: (!recalls.is_empty()).then(|| round(quantile(recalls, 0.05), 4)),
+            short_result_share: searched.then(|| round(stats.short as f64 / stats.ok as f64, 4)),
             peak_server_connections,
             rows_per_batch,
             transactions_per_s: rows_per_batch.map(|_| (per_s * 10.0).round() / 10.0),

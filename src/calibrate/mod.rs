@@ -236,9 +236,7 @@ pub fn pgbench_script(op: CalibOp, k: u32, params: Params) -> String {
     }
 }
 
-pub(crate) fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds")
-}
+pub(crate) use crate::engine::stats::histogram;
 
 /// Session settings both sides apply: ours with `SET`, pgbench's through `PGOPTIONS`.
 fn session(config: &Config) -> (String, String) {

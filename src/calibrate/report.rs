@@ -101,10 +101,7 @@ fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
-fn round(x: f64, digits: i32) -> f64 {
-    let f = 10f64.powi(digits);
-    (x * f).round() / f
-}
+use crate::engine::stats::round;
 
 impl OpCalibration {
     /// Compares the two sides of `op`.

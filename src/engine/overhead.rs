@@ -7,6 +7,7 @@ use std::time::Duration;
 use nix::sys::resource::{getrusage, UsageWho};
 use serde::{Deserialize, Serialize};
 
+use super::stats::round;
 use super::stats::HistorySample;
 
 /// User + system CPU time used so far by `who`.
@@ -76,12 +77,12 @@ impl Overhead {
     ) -> Overhead {
         let secs = elapsed.as_secs_f64().max(1e-9);
         Overhead {
-            cpu_s: round3(cpu.as_secs_f64()),
-            cpu_pct_of_one_core: round3(100.0 * cpu.as_secs_f64() / secs),
+            cpu_s: round(cpu.as_secs_f64(), 3),
+            cpu_pct_of_one_core: round(100.0 * cpu.as_secs_f64() / secs, 3),
             cores: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
-            cpu_us_per_op: round3(cpu.as_secs_f64() * 1e6 / ops.max(1) as f64),
+            cpu_us_per_op: round(cpu.as_secs_f64() * 1e6 / ops.max(1) as f64, 3),
             schedule: throttle
                 .filter(|r| *r > 0)
                 .and_then(|r| schedule_lag(r as f64, history)),
@@ -122,14 +123,10 @@ fn schedule_lag(rate: f64, history: &[HistorySample]) -> Option<ScheduleLag> {
     }
     Some(ScheduleLag {
         planned_per_s: rate,
-        achieved_per_s: round3(done as f64 / elapsed.max(1e-9)),
-        lag_at_end_s: round3(lag),
-        max_lag_s: round3(max_lag),
+        achieved_per_s: round(done as f64 / elapsed.max(1e-9), 3),
+        lag_at_end_s: round(lag, 3),
+        max_lag_s: round(max_lag, 3),
     })
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

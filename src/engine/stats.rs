@@ -20,8 +20,16 @@ use crate::workload::ops::Op;
 /// Largest latency a histogram holds exactly (1 hour, in µs); longer ones saturate.
 const MAX_MICROS: u64 = 3_600_000_000;
 
-fn histogram() -> Histogram<u64> {
+/// An empty µs histogram with the bounds every one of ours has (1 µs to 1 hour, three
+/// significant digits), so any two of them add exactly.
+pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds")
+}
+
+/// `x` rounded to `digits` decimals, for reports.
+pub fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
 }
 
 /// What one operation did.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::stats::{OpStats, Snapshot};
+use crate::engine::stats::{round, OpStats, Snapshot};
 use crate::workload::ops::Op;
 
 /// Latency percentiles in microseconds.
@@ -112,20 +112,16 @@ impl OpSummary {
             ok: s.ok,
             failed: s.failed,
             failures: s.failure_counts(),
-            throughput_per_s: round3(s.count() as f64 / elapsed.as_secs_f64().max(1e-9)),
+            throughput_per_s: round(s.count() as f64 / elapsed.as_secs_f64().max(1e-9), 3),
             latency_us: Percentiles::of(&s.latency),
             service_us: Percentiles::of(&s.service),
             pool_wait_us: Percentiles::of(&s.pool_wait),
-            mean_rows: round3(s.rows as f64 / ok),
-            mean_bytes: round3(s.mean_bytes()),
-            short_result_share: is_search.then(|| round3(s.short as f64 / ok)),
-            empty_share: round3(s.empty as f64 / ok),
+            mean_rows: round(s.rows as f64 / ok, 3),
+            mean_bytes: round(s.mean_bytes(), 3),
+            short_result_share: is_search.then(|| round(s.short as f64 / ok, 3)),
+            empty_share: round(s.empty as f64 / ok, 3),
         }
     }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// The run as a whole.
@@ -208,7 +204,7 @@ impl Summary {
             tool: "pgvector-loadtest".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             started_at: info.started_at.to_rfc3339(),
-            duration_s: round3(info.elapsed.as_secs_f64()),
+            duration_s: round(info.elapsed.as_secs_f64(), 3),
             target: info.target.clone(),
             layout: info.layout.clone(),
             dataset: info.dataset.clone(),
