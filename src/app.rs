@@ -346,9 +346,7 @@ fn write_reports(
         summary.objectives =
             verdict::evaluate(&profile.objectives, snapshot, info.elapsed, &result.server);
     }
-    write_atomic(&dir.join("load_test_summary.json"), |w| {
-        summary.write_json(w).map_err(std::io::Error::other)
-    })?;
+    crate::report::write_json(&dir.join("load_test_summary.json"), &summary)?;
     summary.print(std::io::stdout())?;
     if let Some(profile) = profile {
         verdict::print(&mut std::io::stdout(), &profile.source, &summary.objectives)?;

@@ -267,9 +267,7 @@ impl BenchReport {
 
     /// Writes `benchmark_results.json`, and `recall_vs_latency.svg` when searches ran.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        write_atomic(&dir.join("benchmark_results.json"), |w| {
-            serde_json::to_writer_pretty(w, self).map_err(std::io::Error::other)
-        })?;
+        crate::report::write_json(&dir.join("benchmark_results.json"), self)?;
         if self.results.iter().any(|r| r.recall_mean.is_some()) {
             let svg = super::report::plot_svg(&self.results);
             write_atomic(&dir.join("recall_vs_latency.svg"), |w| {

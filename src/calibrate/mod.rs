@@ -363,10 +363,7 @@ pub async fn run(
         println!("{line}");
     }
     let path = config.report_dir.join("calibration.json");
-    crate::report::write_atomic(&path, |w| {
-        serde_json::to_writer_pretty(w, &report).map_err(std::io::Error::other)
-    })
-    .map_err(|source| CalibrateError::Io {
+    crate::report::write_json(&path, &report).map_err(|source| CalibrateError::Io {
         what: path.display().to_string(),
         source,
     })?;

@@ -50,6 +50,13 @@ where
     Ok(())
 }
 
+/// Writes `value` to `path` as pretty JSON, atomically (see [`write_atomic`]).
+pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    write_atomic(path, |w| {
+        serde_json::to_writer_pretty(w, value).map_err(std::io::Error::other)
+    })
+}
+
 /// Converts a csv error into an io error for [`write_atomic`].
 pub fn csv_io(e: csv::Error) -> std::io::Error {
     std::io::Error::other(e)
