@@ -222,11 +222,6 @@ impl Summary {
         }
     }
 
-    /// Writes the summary as pretty JSON.
-    pub fn write_json<W: Write>(&self, w: W) -> serde_json::Result<()> {
-        serde_json::to_writer_pretty(w, self)
-    }
-
     /// Prints the console table.
     pub fn print<W: Write>(&self, mut w: W) -> std::io::Result<()> {
         let ms = |us: u64| us as f64 / 1000.0;
