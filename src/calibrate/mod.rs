@@ -238,21 +238,11 @@ pub fn pgbench_script(op: CalibOp, k: u32, params: Params) -> String {
 
 pub(crate) use crate::engine::stats::histogram;
 
-/// Session settings both sides apply: ours with `SET`, pgbench's through `PGOPTIONS`.
+/// Session settings both sides apply (the load test's): ours with `SET`, pgbench's through
+/// `PGOPTIONS`.
 fn session(config: &Config) -> (String, String) {
-    let mut sql = format!(
-        "SET hnsw.ef_search = {}; SET hnsw.iterative_scan = {};",
-        config.ef_search, config.iterative_scan
-    );
-    let mut options = format!(
-        "-c hnsw.ef_search={} -c hnsw.iterative_scan={}",
-        config.ef_search, config.iterative_scan
-    );
-    if let Some(t) = config.statement_timeout {
-        sql.push_str(&format!(" SET statement_timeout = {};", t.as_millis()));
-        options.push_str(&format!(" -c statement_timeout={}", t.as_millis()));
-    }
-    (sql, options)
+    let session = crate::load::session(config);
+    (session.sql(), session.pgoptions())
 }
 
 /// Runs the calibration and writes `calibration.json`.

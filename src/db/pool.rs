@@ -63,15 +63,36 @@ pub struct Session {
 }
 
 impl Session {
-    fn sql(&self) -> String {
-        let mut sql = format!(
-            "SET hnsw.ef_search = {}; SET hnsw.iterative_scan = {};",
-            self.ef_search, self.iterative_scan
-        );
+    /// The settings, as PostgreSQL names them.
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        let mut settings = vec![
+            ("hnsw.ef_search", self.ef_search.to_string()),
+            ("hnsw.iterative_scan", self.iterative_scan.clone()),
+        ];
         if let Some(t) = self.statement_timeout {
-            sql.push_str(&format!(" SET statement_timeout = {};", t.as_millis()));
+            settings.push(("statement_timeout", t.as_millis().to_string()));
         }
-        sql
+        settings
+    }
+
+    /// `SET` statements, as our connections apply them.
+    pub fn sql(&self) -> String {
+        let sets: Vec<String> = self
+            .settings()
+            .into_iter()
+            .map(|(name, value)| format!("SET {name} = {value};"))
+            .collect();
+        sets.join(" ")
+    }
+
+    /// `-c name=value` options, as libpq tools (pgbench) take them in `PGOPTIONS`.
+    pub fn pgoptions(&self) -> String {
+        let options: Vec<String> = self
+            .settings()
+            .into_iter()
+            .map(|(name, value)| format!("-c {name}={value}"))
+            .collect();
+        options.join(" ")
     }
 }
 
@@ -227,5 +248,27 @@ fn connect_failure(e: ConnectError) -> Failure {
             other => other,
         },
         ConnectError::Target(_) => Failure::Client,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_list_of_settings_gives_set_statements_and_pgoptions() {
+        let session = Session {
+            ef_search: 40,
+            iterative_scan: "off".into(),
+            statement_timeout: Some(Duration::from_millis(1500)),
+        };
+        assert_eq!(
+            session.sql(),
+            "SET hnsw.ef_search = 40; SET hnsw.iterative_scan = off; SET statement_timeout = 1500;"
+        );
+        assert_eq!(
+            session.pgoptions(),
+            "-c hnsw.ef_search=40 -c hnsw.iterative_scan=off -c statement_timeout=1500"
+        );
     }
 }
