@@ -414,23 +414,28 @@ impl StatsHub {
     }
 }
 
-/// Samples the hub every `every` until `stop` fires; returns the samples.
-pub async fn sample_history(
+/// The history between samples: [`HistorySampler::sample`] reports what happened since the
+/// previous sample, and the totals.
+pub struct HistorySampler {
     hub: Arc<StatsHub>,
-    every: Duration,
-    stop: tokio_util::sync::CancellationToken,
-) -> Vec<HistorySample> {
-    let mut samples = Vec::new();
-    let mut previous = hub.snapshot();
-    let mut previous_at = Instant::now();
-    let mut ticker = tokio::time::interval(every);
-    ticker.tick().await;
-    loop {
-        let done = tokio::select! {
-            _ = ticker.tick() => false,
-            _ = stop.cancelled() => true,
-        };
-        let now = hub.snapshot();
+    previous: Snapshot,
+    previous_at: Instant,
+}
+
+impl HistorySampler {
+    /// Starts the history of `hub` at what it holds now.
+    pub fn new(hub: Arc<StatsHub>) -> HistorySampler {
+        HistorySampler {
+            previous: hub.snapshot(),
+            previous_at: Instant::now(),
+            hub,
+        }
+    }
+
+    /// One sample: every operation that has run so far, then the aggregate.
+    pub fn sample(&mut self) -> HistorySample {
+        let now = self.hub.snapshot();
+        let previous = &self.previous;
         let interval = Snapshot {
             ops: std::array::from_fn(|i| now.ops[i].since(&previous.ops[i])),
         };
@@ -443,14 +448,34 @@ pub async fn sample_history(
             None,
             HistoryRow::new(&interval.aggregated(), &now.aggregated()),
         ));
-        samples.push(HistorySample {
+        let sample = HistorySample {
             unix_time: unix_now(),
-            users: hub.users(),
-            interval: previous_at.elapsed(),
+            users: self.hub.users(),
+            interval: self.previous_at.elapsed(),
             rows,
-        });
-        previous = now;
-        previous_at = Instant::now();
+        };
+        self.previous = now;
+        self.previous_at = Instant::now();
+        sample
+    }
+}
+
+/// Samples the hub every `every` until `stop` fires; returns the samples.
+pub async fn sample_history(
+    hub: Arc<StatsHub>,
+    every: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) -> Vec<HistorySample> {
+    let mut samples = Vec::new();
+    let mut sampler = HistorySampler::new(hub);
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        let done = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = stop.cancelled() => true,
+        };
+        samples.push(sampler.sample());
         if done {
             return samples;
         }
