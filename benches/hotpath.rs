@@ -5,6 +5,9 @@
 //! - `seed_row_generate`: what seeding computes per row before COPY encodes it;
 //! - `vector_to_sql`: encoding it as the binary `vector` parameter (what tokio-postgres does);
 //! - `stats_hub_record`: our µs HDR histograms ([`StatsHub::record`]);
+//! - `history_sample_16_shards`: one once-a-second history sample ([`HistorySampler`]) of a
+//!   load test's hub (16 shards, 30,000 operations so far, 800 since the last sample: the
+//!   300-user job's rate); per operation it costs this / 800;
 //! - `goose_record_custom`: `GooseUser::record_custom_request_duration`, the request metric
 //!   built and sent to Goose's aggregator (drained by a thread here, as Goose's parent would);
 //! - `prometheus_observe` / `prometheus_with_labels_observe`: a histogram observation through
@@ -14,16 +17,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use goose::config::GooseConfiguration;
 use goose::goose::GooseUser;
 use pgvector::Vector;
-use pgvector_loadtest::engine::stats::{Outcome, StatsHub};
+use pgvector_loadtest::engine::stats::{HistorySampler, Outcome, StatsHub};
 use pgvector_loadtest::workload::dataset::{Dataset, DatasetSpec};
 use pgvector_loadtest::workload::ops::Op;
 use prometheus::{Histogram, HistogramOpts, HistogramVec};
 use rand::rngs::SmallRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use tokio_postgres::types::{ToSql, Type};
 
 fn dataset() -> Dataset {
@@ -74,6 +77,48 @@ fn stats(c: &mut Criterion) {
             user = user.wrapping_add(1);
             hub.record(user % 64, Op::SingleShardSearch, black_box(&outcome))
         })
+    });
+}
+
+/// Records `n` operations as the 300-user job makes them: its weights, users 0..300, latencies
+/// of a few ms with a tail.
+fn record_load(hub: &StatsHub, rng: &mut SmallRng, n: usize) {
+    for _ in 0..n {
+        let op = match rng.random_range(0..17usize) {
+            0..10 => Op::SingleShardSearch,
+            10..13 => Op::CrossShardSearch,
+            13..15 => Op::Retrieve,
+            15 => Op::Insert,
+            _ => Op::BulkInsert,
+        };
+        let micros = if rng.random_bool(0.02) {
+            rng.random_range(50_000..400_000)
+        } else {
+            rng.random_range(300..15_000)
+        };
+        let outcome = Outcome {
+            pool_wait: Duration::from_micros(rng.random_range(1..50)),
+            service: Some(Duration::from_micros(micros)),
+            result: Ok(10),
+            short: false,
+            bytes: 1200,
+        };
+        hub.record(rng.random_range(0..300), op, &outcome);
+    }
+}
+
+fn history(c: &mut Criterion) {
+    let hub = StatsHub::new(16);
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut sampler = HistorySampler::new(hub.clone());
+    record_load(&hub, &mut rng, 30_000);
+    sampler.sample();
+    c.bench_function("history_sample_16_shards", |b| {
+        b.iter_batched(
+            || record_load(&hub, &mut rng, 800),
+            |()| black_box(sampler.sample()),
+            BatchSize::PerIteration,
+        )
     });
 }
 
@@ -142,6 +187,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = vectors, stats, goose_record, prometheus_observe
+    targets = vectors, stats, history, goose_record, prometheus_observe
 }
 criterion_main!(hotpath);

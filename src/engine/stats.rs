@@ -8,7 +8,7 @@
 //! another for that long, never for a query.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -300,14 +300,20 @@ pub struct HistoryRow {
 }
 
 impl HistoryRow {
-    fn new(interval: &OpStats, total: &OpStats) -> HistoryRow {
-        let h = &interval.latency;
-        let t = &total.latency;
+    fn new(interval: &Histogram<u64>, counted: Counts, t: &Histogram<u64>, total: Counts) -> Self {
+        let mut percentiles = [0; 11];
+        // One pass over the counts for all of them, with value_at_percentile's results.
+        for (p, v) in percentiles
+            .iter_mut()
+            .zip(interval.value_at_percentiles(QUANTILES))
+        {
+            *p = v;
+        }
         HistoryRow {
-            count: interval.count(),
-            failed: interval.failed,
-            percentiles: (!h.is_empty()).then(|| QUANTILES.map(|q| h.value_at_percentile(q))),
-            total_count: total.count(),
+            count: counted.count,
+            failed: counted.failed,
+            percentiles: (!interval.is_empty()).then_some(percentiles),
+            total_count: total.count,
             total_failed: total.failed,
             total_median: if t.is_empty() {
                 0
@@ -317,7 +323,31 @@ impl HistoryRow {
             total_mean: t.mean(),
             total_min: if t.is_empty() { 0 } else { t.min() },
             total_max: t.max(),
-            total_mean_bytes: total.mean_bytes(),
+            total_mean_bytes: total.bytes as f64 / total.count.max(1) as f64,
+        }
+    }
+}
+
+/// Attempts, failures and bytes of one operation (or all), for the history.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    count: u64,
+    failed: u64,
+    bytes: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: Counts) {
+        self.count += other.count;
+        self.failed += other.failed;
+        self.bytes += other.bytes;
+    }
+
+    fn since(self, earlier: Counts) -> Counts {
+        Counts {
+            count: self.count - earlier.count,
+            failed: self.failed - earlier.failed,
+            bytes: self.bytes - earlier.bytes,
         }
     }
 }
@@ -335,9 +365,19 @@ pub struct HistorySample {
     pub rows: Vec<(Option<Op>, HistoryRow)>,
 }
 
+/// One shard: what its users recorded and, while a [`HistorySampler`] runs, the response times
+/// (µs, by operation) it has not taken yet. The sampler takes those instead of merging every
+/// shard's histograms (23,552 counters each) every second.
+#[derive(Default)]
+struct Shard {
+    stats: Snapshot,
+    fresh: [Vec<u32>; 5],
+}
+
 /// The shared recorder.
 pub struct StatsHub {
-    shards: Vec<Mutex<Snapshot>>,
+    shards: Vec<Mutex<Shard>>,
+    sampled: AtomicBool,
     users: AtomicUsize,
     started: Instant,
     // µs since `started` of the first operation's start and the last one's end: the span over
@@ -354,8 +394,9 @@ impl StatsHub {
     pub fn new(shards: usize) -> Arc<StatsHub> {
         Arc::new(StatsHub {
             shards: (0..shards.clamp(1, 256))
-                .map(|_| Mutex::new(Snapshot::default()))
+                .map(|_| Mutex::new(Shard::default()))
                 .collect(),
+            sampled: AtomicBool::new(false),
             users: AtomicUsize::new(0),
             started: Instant::now(),
             first_start_us: AtomicU64::new(u64::MAX),
@@ -373,14 +414,19 @@ impl StatsHub {
         self.last_end_us
             .fetch_max(end.as_micros() as u64, Ordering::Relaxed);
         let shard = &self.shards[user % self.shards.len()];
-        shard.lock().unwrap_or_else(|p| p.into_inner()).ops[op.index()].record(outcome);
+        let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+        shard.stats.ops[op.index()].record(outcome);
+        // Read under the lock, so the sampler's start sees each operation exactly once.
+        if self.sampled.load(Ordering::Relaxed) {
+            shard.fresh[op.index()].push(micros(outcome.response()) as u32);
+        }
     }
 
     /// Everything recorded so far, merged.
     pub fn snapshot(&self) -> Snapshot {
         let mut all = Snapshot::default();
         for shard in &self.shards {
-            all.merge(&shard.lock().unwrap_or_else(|p| p.into_inner()));
+            all.merge(&shard.lock().unwrap_or_else(|p| p.into_inner()).stats);
         }
         all
     }
@@ -424,6 +470,116 @@ impl StatsHub {
     }
 }
 
+/// The history between samples: [`HistorySampler::sample`] reports what happened since the
+/// previous sample, and the totals. One sampler per hub at a time: it takes the response times
+/// the users record while it lives.
+pub struct HistorySampler {
+    hub: Arc<StatsHub>,
+    // By operation ([`Op::index`]), then all operations: response times since the last sample
+    // and since the start, and the counts at the last sample.
+    interval: [Histogram<u64>; 6],
+    total: [Histogram<u64>; 6],
+    previous: [Counts; 6],
+    taken: [Vec<u32>; 5],
+    previous_at: Instant,
+}
+
+const ALL: usize = 5;
+
+impl HistorySampler {
+    /// Starts the history of `hub` at what it holds now.
+    pub fn new(hub: Arc<StatsHub>) -> HistorySampler {
+        let mut total: [Histogram<u64>; 6] = std::array::from_fn(|_| histogram());
+        let mut previous = [Counts::default(); 6];
+        // From now on users keep their response times for us; what each shard holds when we
+        // lock it is in its histograms, so it is counted there and its list is dropped.
+        hub.sampled.store(true, Ordering::Relaxed);
+        for shard in &hub.shards {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for i in 0..ALL {
+                let stats = &shard.stats.ops[i];
+                for t in [i, ALL] {
+                    total[t].add(&stats.latency).expect("same histogram bounds");
+                    previous[t].add(counts(stats));
+                }
+                shard.fresh[i].clear();
+            }
+        }
+        HistorySampler {
+            interval: std::array::from_fn(|_| histogram()),
+            total,
+            previous,
+            taken: Default::default(),
+            previous_at: Instant::now(),
+            hub,
+        }
+    }
+
+    /// One sample: every operation that has run so far, then the aggregate.
+    pub fn sample(&mut self) -> HistorySample {
+        let mut now = [Counts::default(); 6];
+        for shard in &self.hub.shards {
+            let shard = &mut *shard.lock().unwrap_or_else(|p| p.into_inner());
+            for (i, fresh) in shard.fresh.iter_mut().enumerate() {
+                now[i].add(counts(&shard.stats.ops[i]));
+                self.taken[i].extend_from_slice(fresh);
+                fresh.clear();
+            }
+        }
+        for i in 0..ALL {
+            let all = now[i];
+            now[ALL].add(all);
+            for &us in &self.taken[i] {
+                for t in [i, ALL] {
+                    self.interval[t].saturating_record(us as u64);
+                    self.total[t].saturating_record(us as u64);
+                }
+            }
+            self.taken[i].clear();
+        }
+        let row = |t: usize| {
+            let since = now[t].since(self.previous[t]);
+            HistoryRow::new(&self.interval[t], since, &self.total[t], now[t])
+        };
+        let mut rows: Vec<(Option<Op>, HistoryRow)> = Op::ALL
+            .iter()
+            .filter(|op| now[op.index()].count > 0)
+            .map(|op| (Some(*op), row(op.index())))
+            .collect();
+        rows.push((None, row(ALL)));
+        let sample = HistorySample {
+            unix_time: unix_now(),
+            users: self.hub.users(),
+            interval: self.previous_at.elapsed(),
+            rows,
+        };
+        for h in self.interval.iter_mut().filter(|h| !h.is_empty()) {
+            h.reset();
+        }
+        self.previous = now;
+        self.previous_at = Instant::now();
+        sample
+    }
+}
+
+impl Drop for HistorySampler {
+    fn drop(&mut self) {
+        self.hub.sampled.store(false, Ordering::Relaxed);
+        for shard in &self.hub.shards {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.fresh = Default::default();
+        }
+    }
+}
+
+fn counts(stats: &OpStats) -> Counts {
+    Counts {
+        count: stats.count(),
+        failed: stats.failed,
+        bytes: stats.bytes,
+    }
+}
+
 /// Samples the hub every `every` until `stop` fires; returns the samples.
 pub async fn sample_history(
     hub: Arc<StatsHub>,
@@ -431,8 +587,7 @@ pub async fn sample_history(
     stop: tokio_util::sync::CancellationToken,
 ) -> Vec<HistorySample> {
     let mut samples = Vec::new();
-    let mut previous = hub.snapshot();
-    let mut previous_at = Instant::now();
+    let mut sampler = HistorySampler::new(hub);
     let mut ticker = tokio::time::interval(every);
     ticker.tick().await;
     loop {
@@ -440,27 +595,7 @@ pub async fn sample_history(
             _ = ticker.tick() => false,
             _ = stop.cancelled() => true,
         };
-        let now = hub.snapshot();
-        let interval = Snapshot {
-            ops: std::array::from_fn(|i| now.ops[i].since(&previous.ops[i])),
-        };
-        let mut rows: Vec<(Option<Op>, HistoryRow)> = Op::ALL
-            .iter()
-            .filter(|op| now.op(**op).count() > 0)
-            .map(|op| (Some(*op), HistoryRow::new(interval.op(*op), now.op(*op))))
-            .collect();
-        rows.push((
-            None,
-            HistoryRow::new(&interval.aggregated(), &now.aggregated()),
-        ));
-        samples.push(HistorySample {
-            unix_time: unix_now(),
-            users: hub.users(),
-            interval: previous_at.elapsed(),
-            rows,
-        });
-        previous = now;
-        previous_at = Instant::now();
+        samples.push(sampler.sample());
         if done {
             return samples;
         }
@@ -517,6 +652,75 @@ mod tests {
         assert_eq!(s.service.len(), 1);
         assert!((s.service.max() as i64 - 3_000).abs() < 5);
         assert_eq!(s.pool_wait.len(), 2);
+    }
+
+    /// The history as it was computed before the sampler kept its own totals: from snapshots.
+    fn row_from_snapshots(interval: &OpStats, total: &OpStats) -> HistoryRow {
+        let (h, t) = (&interval.latency, &total.latency);
+        HistoryRow {
+            count: interval.count(),
+            failed: interval.failed,
+            percentiles: (!h.is_empty()).then(|| QUANTILES.map(|q| h.value_at_percentile(q))),
+            total_count: total.count(),
+            total_failed: total.failed,
+            total_median: if t.is_empty() {
+                0
+            } else {
+                t.value_at_quantile(0.5)
+            },
+            total_mean: t.mean(),
+            total_min: if t.is_empty() { 0 } else { t.min() },
+            total_max: t.max(),
+            total_mean_bytes: total.mean_bytes(),
+        }
+    }
+
+    #[test]
+    fn the_history_says_what_snapshots_at_each_sample_say() {
+        use rand::{Rng, SeedableRng};
+        let hub = StatsHub::new(4);
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+        let mut record = |n: usize, ops: &[Op]| {
+            for _ in 0..n {
+                let ms = rng.random_range(1..40);
+                let result = match rng.random_range(0..20) {
+                    0 => Err(Failure::PoolTimeout),
+                    n => Ok(n),
+                };
+                let mut o = outcome(ms, result);
+                o.bytes = rng.random_range(0..5000);
+                let op = ops[rng.random_range(0..ops.len())];
+                hub.record(rng.random_range(0..300), op, &o);
+            }
+        };
+        record(500, &[Op::Retrieve, Op::Insert]);
+        let mut sampler = HistorySampler::new(hub.clone());
+        let mut before = hub.snapshot();
+        for (n, ops) in [(300, &Op::ALL[..3]), (0, &Op::ALL[..]), (700, &Op::ALL[..])] {
+            record(n, ops);
+            let sample = sampler.sample();
+            let now = hub.snapshot();
+            let interval = Snapshot {
+                ops: std::array::from_fn(|i| now.ops[i].since(&before.ops[i])),
+            };
+            let mut expected: Vec<_> = Op::ALL
+                .iter()
+                .filter(|op| now.op(**op).count() > 0)
+                .map(|op| (Some(*op), row_from_snapshots(interval.op(*op), now.op(*op))))
+                .collect();
+            expected.push((
+                None,
+                row_from_snapshots(&interval.aggregated(), &now.aggregated()),
+            ));
+            assert_eq!(format!("{:?}", sample.rows), format!("{expected:?}"));
+            before = now;
+        }
+        drop(sampler);
+        record(10, &[Op::Retrieve]);
+        assert!(hub
+            .shards
+            .iter()
+            .all(|s| s.lock().unwrap().fresh[2].is_empty()));
     }
 
     #[test]
