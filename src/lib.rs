@@ -81,6 +81,27 @@ impl Exit {
     }
 }
 
+/// Worker threads of the runtime: tokio's default (one per core, or `TOKIO_WORKER_THREADS`)
+/// unless every database endpoint is on this machine (the embedded server, a loopback address,
+/// a Unix socket). Then the database needs the cores too and the harness takes half of them, at
+/// least one: an idle worker that is woken for most operations costs more CPU than it saves.
+fn worker_threads(config: &config::Config) -> Option<usize> {
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
+        return None;
+    }
+    let local = |target: &db::target::Target| {
+        let host = target.host();
+        host.starts_with('/')
+            || host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    let all_local = config.database.as_ref().is_none_or(local) && config.replicas.iter().all(local);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    all_local.then_some((cores / 2).max(1))
+}
+
 /// Runs the command line and returns the process exit code; errors are printed as one line.
 pub fn run(cli: cli::Cli) -> Exit {
     if cli.goose.version {
@@ -94,10 +115,11 @@ pub fn run(cli: cli::Cli) -> Exit {
             return Exit::Usage;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = worker_threads(&config) {
+        builder.worker_threads(threads);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -114,5 +136,49 @@ pub fn run(cli: cli::Cli) -> Exit {
             }
             e.exit()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn threads(args: &[&str]) -> Option<usize> {
+        let mut argv = vec!["pgvector-loadtest"];
+        argv.extend(args);
+        let config = config::Config::from_cli(cli::Cli::parse_from(argv)).expect("valid");
+        worker_threads(&config)
+    }
+
+    #[test]
+    fn a_database_on_this_machine_leaves_it_half_the_cores() {
+        if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
+            return; // tokio's own setting wins, as the user asked.
+        }
+        let half = (std::thread::available_parallelism().unwrap().get() / 2).max(1);
+        for url in [
+            "postgres://u@127.0.0.1:5432/db",
+            "postgres://u@localhost/db",
+            "postgres://u@[::1]:5432/db",
+            "host=/var/run/postgresql user=u",
+        ] {
+            assert_eq!(threads(&["--database-url", url]), Some(half), "{url}");
+        }
+        // The embedded server runs here too.
+        assert_eq!(threads(&[]), Some(half));
+        // A remote primary, or a remote replica beside a local primary: tokio's default.
+        assert_eq!(
+            threads(&["--database-url", "postgres://u@db.example:5432/db"]),
+            None
+        );
+        let replica = [
+            "--database-url",
+            "postgres://u@127.0.0.1/db",
+            "--replica-url",
+            "postgres://u@10.0.0.7/db",
+        ];
+        assert_eq!(threads(&replica), None);
     }
 }
