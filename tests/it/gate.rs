@@ -3,7 +3,7 @@
 //! that may read `memory_entries` but not write it, so inserts and bulk inserts (about a tenth
 //! of the load test's operations, all of the bulk benchmark's) fail with SQLSTATE 42501.
 
-use crate::util::{run_bin, setup, temp_dir, Pg, Run, REPORTS, SMALL_DATA};
+use crate::util::{load_args, run_bin, setup, temp_dir, Pg, Run, REPORTS, SMALL_DATA};
 
 const READER_PASSWORD: &str = "read only";
 
@@ -30,22 +30,9 @@ pub async fn read_only_server() -> (Pg, String) {
 /// A short load test as `reader`; returns the run and its summary.
 pub async fn load(url: &str, extra: &[&str]) -> (Run, serde_json::Value, tempfile::TempDir) {
     let reports = temp_dir();
-    let mut args = vec![
-        "--database-url",
-        url,
-        "--report-dir",
-        reports.path().to_str().unwrap(),
-        "--users",
-        "10",
-        "--hatch-rate",
-        "10",
-        "--run-time",
-        "5s",
-        "--no-print-metrics",
-        "--no-metrics-exporter",
-    ];
-    args.extend(SMALL_DATA);
-    args.extend(extra);
+    let mut args = load_args(url, reports.path(), "10", "5s");
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = run_bin(&args, &[]).await;
     for name in REPORTS {
         assert!(

@@ -96,22 +96,8 @@ fn the_library_runs_a_load_test_in_process() {
     let pg = runtime.block_on(crate::util::Pg::start());
     let reports = crate::util::temp_dir();
     let url = pg.url();
-    let mut args = vec![
-        "pgvector-loadtest",
-        "--database-url",
-        &url,
-        "--report-dir",
-        reports.path().to_str().unwrap(),
-        "--users",
-        "4",
-        "--hatch-rate",
-        "4",
-        "--run-time",
-        "3s",
-        "--no-print-metrics",
-        "--no-metrics-exporter",
-    ];
-    args.extend(crate::util::SMALL_DATA);
+    let mut args = vec!["pgvector-loadtest".to_string()];
+    args.extend(crate::util::load_args(&url, reports.path(), "4", "3s"));
     assert_eq!(run(Cli::try_parse_from(args).unwrap()), Exit::Success);
     let summary: serde_json::Value = serde_json::from_slice(
         &std::fs::read(reports.path().join("load_test_summary.json")).unwrap(),

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::faults::{finish, start_run, Restartable};
-use crate::util::{run_bin, setup, temp_dir, Pg, SMALL_DATA};
+use crate::util::{load_args, run_bin, setup, temp_dir, Pg, SMALL_DATA};
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -163,24 +163,7 @@ async fn every_namespace_gets_search_and_bulk_users() {
     setup(&pg.url(), reports.path(), &SMALL_DATA).await;
     // 40 users at the default share of one in ten: 36 search and 4 bulk users over 4
     // namespaces, so each namespace should get 9 and 1.
-    let mut args = vec![
-        "--database-url",
-        &pg.url(),
-        "--report-dir",
-        reports.path().to_str().unwrap(),
-        "--users",
-        "40",
-        "--hatch-rate",
-        "40",
-        "--run-time",
-        "6s",
-        "--no-print-metrics",
-        "--no-metrics-exporter",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect::<Vec<_>>();
-    args.extend(SMALL_DATA.iter().map(|s| s.to_string()));
+    let args = load_args(&pg.url(), reports.path(), "40", "6s");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_bin(&args, &[]).await.expect_code(0);
 
@@ -323,24 +306,9 @@ async fn rates_are_per_second_of_the_load_phase_not_of_the_dashboard_wait() {
     setup(&pg.url(), reports.path(), &SMALL_DATA).await;
     let port = crate::util::free_port().to_string();
     let url = pg.url();
-    let mut args = vec![
-        "--database-url",
-        &url,
-        "--report-dir",
-        reports.path().to_str().unwrap(),
-        "--users",
-        "4",
-        "--hatch-rate",
-        "4",
-        "--run-time",
-        "4s",
-        "--no-print-metrics",
-        "--no-metrics-exporter",
-        "--dashboard",
-        "--dashboard-port",
-        &port,
-    ];
-    args.extend(SMALL_DATA);
+    let mut args = load_args(&url, reports.path(), "4", "4s");
+    args.extend(["--dashboard", "--dashboard-port", &port].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // With --dashboard and a browser tab on the event stream, Goose waits for Ctrl-C after
     // the run (so the report can still be downloaded): that idle time is no load.
     let child = crate::child::Child::spawn(&args, &[]);

@@ -26,6 +26,28 @@ const PG15_BIN: &str = "/usr/lib/postgresql/15/bin";
 /// The dataset every test seeds unless it needs another: 4 namespaces x 500 rows, dim 384.
 pub const SMALL_DATA: [&str; 4] = ["--namespaces", "4", "--rows-per-namespace", "500"];
 
+/// A short, quiet load test: `users` users, all started in the first second, for `run_time`,
+/// against `url` with reports in `dir`, no exporter, on [`SMALL_DATA`].
+pub fn load_args(url: &str, dir: &Path, users: &str, run_time: &str) -> Vec<String> {
+    let dir = dir.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "--database-url",
+        url,
+        "--report-dir",
+        dir,
+        "--users",
+        users,
+        "--hatch-rate",
+        users,
+        "--run-time",
+        run_time,
+        "--no-print-metrics",
+        "--no-metrics-exporter",
+    ];
+    args.extend(SMALL_DATA);
+    args.into_iter().map(String::from).collect()
+}
+
 /// A temp dir under /var/tmp that `nobody` (who runs PostgreSQL for root) can traverse.
 pub fn temp_dir() -> TempDir {
     let dir = tempfile::Builder::new()
