@@ -65,6 +65,7 @@ fn vectors(c: &mut Criterion) {
 fn stats(c: &mut Criterion) {
     let hub = StatsHub::new(16);
     let outcome = Outcome {
+        schedule_lag: Duration::ZERO,
         pool_wait: Duration::from_micros(3),
         service: Some(Duration::from_micros(180)),
         result: Ok(10),
@@ -97,6 +98,7 @@ fn record_load(hub: &StatsHub, rng: &mut SmallRng, n: usize) {
             rng.random_range(300..15_000)
         };
         let outcome = Outcome {
+            schedule_lag: Duration::ZERO,
             pool_wait: Duration::from_micros(rng.random_range(1..50)),
             service: Some(Duration::from_micros(micros)),
             result: Ok(10),

@@ -8,12 +8,13 @@ use std::time::Instant;
 use crate::bench::BenchError;
 use crate::calibrate::CalibrateError;
 use crate::cleanup::CleanupError;
-use crate::config::{Config, Mode};
+use crate::config::{Config, Data, Mode, Reports};
+use crate::db::pool::Session;
 use crate::db::schema::{self, Prepared, SchemaError};
 use crate::db::target::{ConnectError, Target};
 use crate::db::{seed, EndpointError, Endpoints};
 use crate::load::{self, LoadError, LoadResult};
-use crate::metrics::MetricsError;
+use crate::metrics::{Listener, MetricsError, Sidecar};
 use crate::report::gate::GateVerdict;
 use crate::report::summary::{RunInfo, Summary};
 use crate::report::verdict::{self, Verdict};
@@ -113,41 +114,41 @@ impl AppError {
 pub async fn run(config: Config, shutdown: &Shutdown) -> Result<Exit, AppError> {
     // Bound before anything runs: a busy exporter port fails now, not after seeding.
     let listener = crate::metrics::bind_for(&config.metrics, config.mode == Mode::Metrics).await?;
+    let servers = &config.servers;
+    let open = Endpoints::open(
+        servers.primary.as_ref(),
+        &servers.replicas,
+        &servers.embedded,
+        shutdown.children(),
+    );
     let endpoints = tokio::select! {
-        e = Endpoints::open(config.database.as_ref(), &config.replicas, &config.embedded, shutdown.children()) => e?,
+        e = open => e?,
         _ = shutdown.triggered() => return Err(AppError::Interrupted),
     };
-    let result = match crate::metrics::start(listener, &config, &endpoints, &shutdown.token()).await
-    {
-        Ok(crate::metrics::Started::Standalone) => Ok(Exit::Success),
-        Ok(crate::metrics::Started::Sidecar(sidecar)) => {
-            let result = run_on(&config, &endpoints, shutdown, &sidecar).await;
-            sidecar.stop().await;
-            result
-        }
-        Err(e) => Err(AppError::Metrics(e)),
-    };
+    let result = run_on(&config, listener, &endpoints, shutdown).await;
     endpoints.shutdown().await;
     result
 }
 
-/// One `match` over the mode: each gets the endpoints, and all but `cleanup` the prepared data.
+/// One `match` over the mode. Each mode receives the endpoints and only the sections of the
+/// configuration it reads; the load test and `bench` have the exporter beside them.
 async fn run_on(
     config: &Config,
+    listener: Listener,
     endpoints: &Endpoints,
     shutdown: &Shutdown,
-    sidecar: &crate::metrics::Sidecar,
 ) -> Result<Exit, AppError> {
-    if config.mode == Mode::Cleanup {
-        crate::cleanup::run(&endpoints.primary).await?;
-        return Ok(Exit::Success);
-    }
-    let dataset = tokio::select! {
-        d = prepare_data(config, &endpoints.primary) => d?,
-        _ = shutdown.triggered() => return Err(AppError::Interrupted),
-    };
     match &config.mode {
+        Mode::Metrics => {
+            crate::metrics::serve(listener, &config.metrics, endpoints, &shutdown.token()).await?;
+            Ok(Exit::Success)
+        }
+        Mode::Cleanup => {
+            crate::cleanup::run(&endpoints.primary).await?;
+            Ok(Exit::Success)
+        }
         Mode::Setup => {
+            let dataset = prepare(config, endpoints, shutdown).await?;
             println!(
                 "memory_entries ready on {}: {}",
                 endpoints.primary.display(),
@@ -155,59 +156,106 @@ async fn run_on(
             );
             Ok(Exit::Success)
         }
-        Mode::Bench(settings) => {
-            sidecar.announce();
-            let client = sidecar.client();
-            let run = crate::bench::run(config, settings, endpoints, dataset, client, shutdown);
-            Ok(run.await?)
-        }
         Mode::Calibrate(settings) => {
-            let primary = &endpoints.primary;
-            Ok(crate::calibrate::run(config, settings, primary, dataset, shutdown).await?)
+            let dataset = prepare(config, endpoints, shutdown).await?;
+            let job = crate::calibrate::Job {
+                settings,
+                session: &config.connections.session,
+                workload: &config.workload,
+                reports: &config.reports,
+                pg_bin: config.servers.embedded.pg_bin.as_deref(),
+            };
+            Ok(crate::calibrate::run(job, &endpoints.primary, dataset, shutdown).await?)
         }
-        Mode::Load => run_load(config, endpoints, shutdown, sidecar, dataset).await,
-        // The exporter alone ran (and ended) in `run`; cleanup returned above.
-        Mode::Metrics | Mode::Cleanup => Ok(Exit::Success),
+        Mode::Bench(settings) => {
+            let sidecar = crate::metrics::start(listener, &config.metrics, endpoints)?;
+            let job = crate::bench::Job {
+                settings,
+                connections: &config.connections,
+                table: &config.data.table,
+                workload: &config.workload,
+                reports: &config.reports,
+            };
+            let result = run_bench(config, job, endpoints, shutdown, &sidecar).await;
+            sidecar.stop().await;
+            result
+        }
+        Mode::Load => {
+            let sidecar = crate::metrics::start(listener, &config.metrics, endpoints)?;
+            let result = run_load(config, endpoints, shutdown, &sidecar).await;
+            sidecar.stop().await;
+            result
+        }
     }
 }
 
-/// The load test: waits for replicas to catch up, runs, writes the reports, picks the exit.
+/// The data every mode but `metrics` and `cleanup` runs on, prepared unless a signal comes
+/// first.
+async fn prepare(
+    config: &Config,
+    endpoints: &Endpoints,
+    shutdown: &Shutdown,
+) -> Result<Arc<Dataset>, AppError> {
+    let session = &config.connections.session;
+    tokio::select! {
+        d = prepare_data(&config.data, session, &endpoints.primary) => d,
+        _ = shutdown.triggered() => Err(AppError::Interrupted),
+    }
+}
+
+/// The benchmark suite on prepared data.
+async fn run_bench(
+    config: &Config,
+    job: crate::bench::Job<'_>,
+    endpoints: &Endpoints,
+    shutdown: &Shutdown,
+    sidecar: &Sidecar,
+) -> Result<Exit, AppError> {
+    let dataset = prepare(config, endpoints, shutdown).await?;
+    sidecar.announce();
+    let run = crate::bench::run(job, endpoints, dataset, sidecar.client(), shutdown);
+    Ok(run.await?)
+}
+
+/// The load test on prepared data: waits for replicas to catch up, runs, writes the reports,
+/// picks the exit.
 async fn run_load(
     config: &Config,
     endpoints: &Endpoints,
     shutdown: &Shutdown,
-    sidecar: &crate::metrics::Sidecar,
-    dataset: Arc<Dataset>,
+    sidecar: &Sidecar,
 ) -> Result<Exit, AppError> {
+    let dataset = prepare(config, endpoints, shutdown).await?;
     if !endpoints.replicas.is_empty() {
         wait_for_replicas(&endpoints.replicas, dataset.total_rows()).await?;
     }
     let started_at = chrono::Utc::now();
     sidecar.announce();
-    let result = load::run(
-        config,
-        endpoints,
-        dataset.clone(),
-        sidecar.client(),
-        shutdown,
-    )
-    .await?;
+    let job = load::Job {
+        connections: &config.connections,
+        workload: &config.workload,
+        pacing: &config.pacing,
+        goose: &config.goose,
+    };
+    let result = load::run(job, endpoints, dataset.clone(), sidecar.client(), shutdown).await?;
+    let (table, session) = (&config.data.table, &config.connections.session);
     let info = RunInfo {
         started_at,
         elapsed: result.elapsed,
         target: endpoints.primary.display(),
-        layout: config.table.layout.to_string(),
+        layout: table.layout.to_string(),
         dataset: dataset.describe(),
         index: format!(
             "hnsw m={} ef_construction={} ef_search={} iterative_scan={}",
-            config.table.m, config.table.ef_construction, config.ef_search, config.iterative_scan
+            table.m, table.ef_construction, session.ef_search, session.iterative_scan
         ),
         max_users: result.max_users,
         interrupted: result.interrupted,
     };
+    let reports = &config.reports;
     let (verdicts, gate) =
-        write_reports(config, &info, &result).map_err(|source| AppError::Reports {
-            dir: config.report_dir.clone(),
+        write_reports(reports, &info, &result).map_err(|source| AppError::Reports {
+            dir: reports.dir.clone(),
             source,
         })?;
     if let Some(failed) = &result.thresholds_failed {
@@ -218,31 +266,35 @@ async fn run_load(
     } else if result.thresholds_failed.is_some() || verdict::breached(&verdicts) {
         Exit::SloBreached
     } else {
-        config.failure_gate.exit(&gate).unwrap_or(Exit::Success)
+        reports.failure_gate.exit(&gate).unwrap_or(Exit::Success)
     })
 }
 
 /// Builds the dataset, makes sure pgvector and the table exist, and seeds when needed.
-pub async fn prepare_data(config: &Config, primary: &Target) -> Result<Arc<Dataset>, AppError> {
-    let dataset = match &config.vectors_file {
-        Some(path) => Dataset::from_file(path, config.dataset.clone()),
-        None => Dataset::synthetic(config.dataset.clone()),
+pub async fn prepare_data(
+    data: &Data,
+    session: &Session,
+    primary: &Target,
+) -> Result<Arc<Dataset>, AppError> {
+    let dataset = match &data.vectors_file {
+        Some(path) => Dataset::from_file(path, data.dataset.clone()),
+        None => Dataset::synthetic(data.dataset.clone()),
     }
     .map(Arc::new)?;
     let client = primary
         .connect()
         .await
         .map_err(|e| connect_error(primary, e))?;
-    let version = schema::ensure_pgvector(&client, config.iterative_scan != "off").await?;
+    let version = schema::ensure_pgvector(&client, session.iterative_scan != "off").await?;
     let namespaces: Vec<String> = (0..dataset.namespace_count())
         .map(|ns| dataset.namespace_name(ns))
         .collect();
     let prepared = schema::prepare(
         &client,
-        &config.table,
+        &data.table,
         &namespaces,
         &dataset.fingerprint(),
-        config.reset,
+        data.reset,
     )
     .await?;
     if prepared == Prepared::Reuse {
@@ -261,11 +313,11 @@ pub async fn prepare_data(config: &Config, primary: &Target) -> Result<Arc<Datas
         timings.rows,
         timings.copy.as_secs_f64(),
         timings.rows_per_sec(),
-        config.table.m,
-        config.table.ef_construction
+        data.table.m,
+        data.table.ef_construction
     );
     let index_started = Instant::now();
-    schema::finish(&client, &config.table, &dataset.describe()).await?;
+    schema::finish(&client, &data.table, &dataset.describe()).await?;
     eprintln!(
         "index built in {:.1}s",
         index_started.elapsed().as_secs_f64()
@@ -319,11 +371,11 @@ async fn wait_for_replicas(replicas: &[Target], rows: usize) -> Result<(), AppEr
 /// Writes the CSVs and the summary, and prints the summary table; returns the objectives'
 /// verdicts and the failure gate's.
 fn write_reports(
-    config: &Config,
+    reports: &Reports,
     info: &RunInfo,
     result: &LoadResult,
 ) -> std::io::Result<(Vec<Verdict>, GateVerdict)> {
-    let (dir, profile) = (config.report_dir.as_path(), config.profile.as_ref());
+    let (dir, profile) = (reports.dir.as_path(), reports.profile.as_ref());
     let snapshot = &result.snapshot;
     write_atomic(&dir.join("load_test_stats.csv"), |w| {
         locust::write_stats(w, snapshot, info.elapsed).map_err(csv_io)
@@ -336,11 +388,12 @@ fn write_reports(
     })?;
     let mut summary = Summary::new(info, snapshot);
     let aggregated = &summary.aggregated;
-    (summary.failure_share, summary.failure_gate) = config
+    (summary.failure_share, summary.failure_gate) = reports
         .failure_gate
         .judge(aggregated.failed, aggregated.count);
     summary.server = result.server.clone();
     summary.overhead = Some(result.overhead.clone());
+    summary.schedule = result.schedule.clone();
     if let Some(profile) = profile {
         summary.profile = Some(profile.source.clone());
         summary.objectives =
@@ -351,7 +404,7 @@ fn write_reports(
     if let Some(profile) = profile {
         verdict::print(&mut std::io::stdout(), &profile.source, &summary.objectives)?;
     }
-    if let Some(line) = config
+    if let Some(line) = reports
         .failure_gate
         .line(summary.failure_share, &summary.aggregated.failures)
     {

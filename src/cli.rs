@@ -84,6 +84,9 @@ pub struct Cli {
     /// A load profile file (TOML, as in scenarios/)
     #[arg(long, value_name = "PATH", help_heading = "Load test")]
     pub profile_file: Option<PathBuf>,
+    /// Closed or open model, and their pacing.
+    #[command(flatten)]
+    pub pacing: PacingArgs,
     /// Goose's own options.
     #[command(flatten)]
     pub goose: GooseConfiguration,
@@ -455,4 +458,35 @@ impl CalibOp {
             CalibOp::Retrieve => crate::workload::ops::Op::Retrieve,
         }
     }
+}
+
+/// The load model: closed (users with think time) or open (an arrival rate).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PacingArgs {
+    /// Closed model: each search user's pause between operations, MIN..MAX (uniform), one
+    /// duration, or 0 (no pause: fixed concurrency)
+    #[arg(long, value_name = "MIN..MAX", help_heading = "Load model")]
+    pub think_time: Option<String>,
+    /// The background bulk inserters' pause between batches, MIN..MAX
+    #[arg(long, value_name = "MIN..MAX", help_heading = "Load model")]
+    pub bulk_think_time: Option<String>,
+    /// Open model: operations per second across all search users, whatever the database
+    /// answers (with --arrival-stages: the rate the first stage ramps from)
+    #[arg(long, value_name = "PER_S", help_heading = "Load model")]
+    pub arrival_rate: Option<f64>,
+    /// Open model: ramp linearly to each rate over each duration, as k6's ramping executor
+    /// (such as 30s:100,60s:500,30s:500); the run lasts as long as the stages
+    #[arg(long, value_name = "STAGES", help_heading = "Load model")]
+    pub arrival_stages: Option<String>,
+    /// Open model: spacing of arrivals
+    #[arg(long, value_enum, default_value_t = crate::engine::arrivals::Spacing::Uniform, help_heading = "Load model")]
+    pub arrivals: crate::engine::arrivals::Spacing,
+    /// Open model: most operations in flight at once (the Goose users started; default
+    /// --users, else 100)
+    #[arg(long, value_name = "N", help_heading = "Load model")]
+    pub max_in_flight: Option<usize>,
+    /// Open model: an arrival no user could start within this of its intended start is
+    /// dropped (counted, not run)
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, help_heading = "Load model")]
+    pub max_lag: std::time::Duration,
 }

@@ -97,7 +97,9 @@ fn worker_threads(config: &config::Config) -> Option<usize> {
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback())
     };
-    let all_local = config.database.as_ref().is_none_or(local) && config.replicas.iter().all(local);
+    let servers = &config.servers;
+    let all_local =
+        servers.primary.as_ref().is_none_or(local) && servers.replicas.iter().all(local);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     all_local.then_some((cores / 2).max(1))
 }

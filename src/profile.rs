@@ -164,6 +164,12 @@ pub struct Profile {
     pub hatch_rate: Option<f64>,
     /// Duration, unless `--run-time` is given.
     pub run_time: Option<String>,
+    /// Open model: operations per second, unless `--arrival-rate` is given.
+    pub arrival_rate: Option<f64>,
+    /// Open model: stages (`30s:100,60s:500`), unless `--arrival-stages` is given.
+    pub arrival_stages: Option<String>,
+    /// Closed model: think time (`100ms..500ms`), unless `--think-time` is given.
+    pub think_time: Option<String>,
     /// Objectives.
     pub objectives: Vec<Objective>,
 }
@@ -176,6 +182,9 @@ struct RawProfile {
     users: Option<usize>,
     hatch_rate: Option<f64>,
     run_time: Option<String>,
+    arrival_rate: Option<f64>,
+    arrival_stages: Option<String>,
+    think_time: Option<String>,
     #[serde(default)]
     objective: Vec<RawObjective>,
 }
@@ -223,6 +232,7 @@ pub fn from_file(path: &Path) -> Result<Profile, ProfileError> {
 }
 
 /// Parses and validates profile text; `file` names it in errors.
+// Long (about 90 lines): one check per field of the profile, in the file's order.
 pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
     let err = |what: String| ProfileError {
         file: file.into(),
@@ -252,6 +262,7 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
             )));
         }
     }
+    check_pacing(&raw).map_err(err)?;
     let mut objectives = Vec::new();
     for (i, o) in raw.objective.into_iter().enumerate() {
         let at =
@@ -314,8 +325,28 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
         users: raw.users,
         hatch_rate: raw.hatch_rate,
         run_time: raw.run_time,
+        arrival_rate: raw.arrival_rate,
+        arrival_stages: raw.arrival_stages,
+        think_time: raw.think_time,
         objectives,
     })
+}
+
+/// The load model's fields, checked by the parsers the command line uses.
+fn check_pacing(raw: &RawProfile) -> Result<(), String> {
+    use crate::engine::arrivals::{parse_stages, parse_think_time};
+    if let Some(rate) = raw.arrival_rate {
+        if !(rate > 0.0 && rate.is_finite()) {
+            return Err(format!("field `arrival_rate`: must be above 0, got {rate}"));
+        }
+    }
+    if let Some(stages) = &raw.arrival_stages {
+        parse_stages(stages).map_err(|e| format!("field `arrival_stages`: {e}"))?;
+    }
+    if let Some(think) = &raw.think_time {
+        parse_think_time(think).map_err(|e| format!("field `think_time`: {e}"))?;
+    }
+    Ok(())
 }
 
 /// One line from a TOML error: the field (the key on the offending line) and the problem.

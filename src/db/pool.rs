@@ -1,8 +1,9 @@
-//! The bb8 connection pool: each pooled connection carries its session settings and the
-//! workload's prepared statements, and every checkout is timed so pool wait is reported apart
-//! from query time.
+//! The one bb8 connection pool every mode uses: each pooled connection carries its session
+//! settings and its prepared statements (the workload's, or `calibrate`'s single statement),
+//! and every checkout is timed so pool wait is reported apart from query time.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,39 +15,62 @@ use super::target::{ConnectError, Target};
 use crate::workload::failure::Failure;
 use crate::workload::ops::Statements;
 
+/// What every connection of a pool prepares once, after its session settings.
+pub trait Prepare: Send + Sync + 'static {
+    /// The prepared statements a connection carries.
+    type Prepared: Send + 'static;
+    /// Prepares them on a new connection.
+    fn prepare(
+        &self,
+        client: &Client,
+    ) -> impl Future<Output = Result<Self::Prepared, tokio_postgres::Error>> + Send;
+}
+
+/// The workload's statements: the load test's and the benchmarks' pools.
+pub struct Workload;
+
+impl Prepare for Workload {
+    type Prepared = Statements;
+
+    async fn prepare(&self, client: &Client) -> Result<Statements, tokio_postgres::Error> {
+        Statements::prepare(client).await
+    }
+}
+
 /// A pooled connection: the client and its prepared statements.
-pub struct Conn {
+pub struct Conn<P: Prepare = Workload> {
     /// The connection.
     pub client: Client,
-    /// The workload's statements, prepared on this connection.
-    pub stmts: Statements,
+    /// The statements, prepared on this connection.
+    pub stmts: P::Prepared,
 }
 
 /// Builds connections for bb8: connect, apply the session settings, prepare.
-pub struct Manager {
+pub struct Manager<P: Prepare> {
     target: Target,
     session_sql: String,
+    prepare: P,
 }
 
-impl bb8::ManageConnection for Manager {
-    type Connection = Conn;
+impl<P: Prepare> bb8::ManageConnection for Manager<P> {
+    type Connection = Conn<P>;
     type Error = ConnectError;
 
-    async fn connect(&self) -> Result<Conn, ConnectError> {
+    async fn connect(&self) -> Result<Conn<P>, ConnectError> {
         let client = self.target.connect().await?;
         if !self.session_sql.is_empty() {
             client.batch_execute(&self.session_sql).await?;
         }
-        let stmts = Statements::prepare(&client).await?;
+        let stmts = self.prepare.prepare(&client).await?;
         Ok(Conn { client, stmts })
     }
 
-    async fn is_valid(&self, conn: &mut Conn) -> Result<(), ConnectError> {
+    async fn is_valid(&self, conn: &mut Conn<P>) -> Result<(), ConnectError> {
         conn.client.simple_query("").await?;
         Ok(())
     }
 
-    fn has_broken(&self, conn: &mut Conn) -> bool {
+    fn has_broken(&self, conn: &mut Conn<P>) -> bool {
         conn.client.is_closed()
     }
 }
@@ -98,10 +122,18 @@ impl Session {
 
 /// A pool of prepared connections to one endpoint, with what bb8 does not keep: the most
 /// connections ever in use at once, and the failures of connects bb8 opened in the background.
-#[derive(Clone)]
-pub struct Pool {
-    inner: bb8::Pool<Manager>,
+pub struct Pool<P: Prepare = Workload> {
+    inner: bb8::Pool<Manager<P>>,
     watch: Arc<Watch>,
+}
+
+impl<P: Prepare> Clone for Pool<P> {
+    fn clone(&self) -> Self {
+        Pool {
+            inner: self.inner.clone(),
+            watch: self.watch.clone(),
+        }
+    }
 }
 
 /// Shared between the pool's handles and its error sink.
@@ -158,18 +190,31 @@ impl Watch {
     }
 }
 
-/// Builds a pool of up to `size` connections. bb8 opens connections when checkouts find none
-/// idle, so a slow server does not delay the start; one is opened now, to fail fast (with the
-/// real error, not a pool timeout) on a bad endpoint, and kept.
+/// Builds a pool of up to `size` connections with the workload's statements (see
+/// [`build_with`]).
 pub async fn build(
     target: &Target,
     session: &Session,
     size: u32,
     checkout_timeout: Duration,
 ) -> Result<Pool, ConnectError> {
+    build_with(target, session, Workload, size, checkout_timeout).await
+}
+
+/// Builds a pool of up to `size` connections that prepare `prepare`. bb8 opens connections
+/// when checkouts find none idle, so a slow server does not delay the start; one is opened
+/// now, to fail fast (with the real error, not a pool timeout) on a bad endpoint, and kept.
+pub async fn build_with<P: Prepare>(
+    target: &Target,
+    session: &Session,
+    prepare: P,
+    size: u32,
+    checkout_timeout: Duration,
+) -> Result<Pool<P>, ConnectError> {
     let manager = Manager {
         target: target.clone(),
         session_sql: session.sql(),
+        prepare,
     };
     let watch = Arc::new(Watch::default());
     let inner = bb8::Pool::builder()
@@ -187,7 +232,19 @@ pub async fn build(
     Ok(Pool { inner, watch })
 }
 
-impl Pool {
+impl<P: Prepare> Pool<P> {
+    /// Opens connections until the pool holds all it may, so that no measured run pays for
+    /// connecting (pgbench connects before its clock starts too).
+    pub async fn fill(&self) -> Result<(), ConnectError> {
+        while self.inner.state().connections < self.max_size() {
+            let conn = self.inner.dedicated_connection().await?;
+            if self.inner.add(conn).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Connections open and idle now.
     pub fn state(&self) -> bb8::State {
         self.inner.state()
@@ -212,7 +269,7 @@ impl Pool {
     /// (each failure fails one waiting checkout), as the connect it was would have.
     pub async fn checkout(
         &self,
-    ) -> Result<(bb8::PooledConnection<'_, Manager>, Duration), Failure> {
+    ) -> Result<(bb8::PooledConnection<'_, Manager<P>>, Duration), Failure> {
         let started = Instant::now();
         let get = self.inner.get();
         tokio::pin!(get);

@@ -3,6 +3,7 @@
 //! ([`overhead`]) and recall against exact search ([`recall`]). The load test, the benchmark
 //! suite and calibration are thin drivers of it; the exporter reads what it records.
 
+pub mod arrivals;
 pub mod attack;
 pub mod operation;
 pub mod overhead;

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use goose::prelude::*;
 use pgvector::Vector;
@@ -60,6 +60,8 @@ pub struct Shared {
     /// Who else sees every operation: the Prometheus exporter's client-side series, when the
     /// sidecar runs.
     pub metrics: Option<Arc<dyn Observer>>,
+    /// The open model's arrivals (None: the closed model, users pace themselves).
+    pub schedule: Option<Arc<super::arrivals::Schedule>>,
 }
 
 /// A fresh identifier for one run's inserted keys: milliseconds since the epoch and the
@@ -206,10 +208,12 @@ fn plan(shared: &Shared, state: &mut UserState, op: Op) -> Request {
 
 /// Plans, times, executes and records one operation; returns what was sent and, for
 /// searches, the rows found (the benchmark suite computes recall from them, off the clock).
+/// `intended` is the open model's intended start: response time counts from it.
 pub(crate) async fn perform(
     user: &mut GooseUser,
     shared: &Shared,
     op: Op,
+    intended: Option<Instant>,
 ) -> Result<(Request, Vec<Hit>), Box<TransactionError>> {
     if user.get_session_data::<UserState>().is_none() {
         let state = new_state(shared, user.weighted_users_index, user.weighted_users_index);
@@ -228,7 +232,8 @@ pub(crate) async fn perform(
     };
     let mut hits = Vec::new();
     let waited = Instant::now();
-    let outcome = match pool.checkout().await {
+    let schedule_lag = intended.map_or(Duration::ZERO, |t| waited.saturating_duration_since(t));
+    let mut outcome = match pool.checkout().await {
         Err(failure) => Outcome::not_served(waited.elapsed(), failure),
         Ok((conn, wait)) => {
             let started = Instant::now();
@@ -243,6 +248,7 @@ pub(crate) async fn perform(
                 Err(failure) => (Err(failure), false, 0),
             };
             Outcome {
+                schedule_lag: Duration::ZERO,
                 pool_wait: wait,
                 service: Some(service),
                 result,
@@ -251,6 +257,7 @@ pub(crate) async fn perform(
             }
         }
     };
+    outcome.schedule_lag = schedule_lag;
     if let Some(metrics) = &shared.metrics {
         metrics.observe(&request, reader, op, &outcome, &hits);
     }

@@ -9,14 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use goose::client::GooseClientBuilder;
+use goose::config::GooseConfiguration;
 use goose::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ReadFrom;
-use crate::config::Config;
-use crate::db::pool::{self, Pool, Session};
+use crate::config::{Connections, Workload};
+use crate::db::pool::{self, Pool};
 use crate::db::target::ConnectError;
 use crate::db::Endpoints;
+use crate::engine::arrivals::{Pacing, Schedule, ScheduleReport};
 use crate::engine::operation::{self, Shared};
 use crate::engine::overhead;
 use crate::engine::stats::{self, HistorySample, Snapshot, StatsHub};
@@ -42,6 +44,8 @@ pub struct LoadResult {
     pub server: crate::report::verdict::ServerFigures,
     /// The harness's own CPU use and, when throttled, schedule lag.
     pub overhead: overhead::Overhead,
+    /// The open model: what became of the arrivals.
+    pub schedule: Option<ScheduleReport>,
 }
 
 /// Why the load test could not run.
@@ -98,94 +102,47 @@ pub fn describe_goose(e: &GooseError) -> String {
     text.replace('\n', " ")
 }
 
-/// Session settings every pooled connection gets.
-pub fn session(config: &Config) -> Session {
-    Session {
-        ef_search: config.ef_search,
-        iterative_scan: config.iterative_scan.clone(),
-        statement_timeout: config.statement_timeout,
-    }
+async fn open_pool(
+    connections: &Connections,
+    target: &crate::db::target::Target,
+) -> Result<Pool, LoadError> {
+    let c = connections;
+    pool::build(target, &c.session, c.pool_size, c.pool_timeout)
+        .await
+        .map_err(|source| LoadError::Connect {
+            target: target.display(),
+            source,
+        })
 }
 
-async fn open_pool(config: &Config, target: &crate::db::target::Target) -> Result<Pool, LoadError> {
-    pool::build(
-        target,
-        &session(config),
-        config.pool_size,
-        config.pool_timeout,
-    )
-    .await
-    .map_err(|source| LoadError::Connect {
-        target: target.display(),
-        source,
-    })
+/// The sections of the configuration the load test reads.
+#[derive(Clone, Copy)]
+pub struct Job<'a> {
+    /// Pools, session settings, where reads go.
+    pub connections: &'a Connections,
+    /// Workload knobs.
+    pub workload: &'a Workload,
+    /// Closed or open model.
+    pub pacing: &'a Pacing,
+    /// Goose's configuration.
+    pub goose: &'a GooseConfiguration,
 }
 
 /// Runs the Goose load test against `endpoints`.
 pub async fn run(
-    config: &Config,
+    job: Job<'_>,
     endpoints: &Endpoints,
     dataset: Arc<Dataset>,
     metrics: Option<Arc<crate::metrics::ClientMetrics>>,
     shutdown: &Shutdown,
 ) -> Result<LoadResult, LoadError> {
-    let writer = open_pool(config, &endpoints.primary).await?;
-    let use_replicas = match config.read_from {
-        ReadFrom::Primary => false,
-        ReadFrom::Auto | ReadFrom::Replicas => !endpoints.replicas.is_empty(),
-    };
-    let readers = if use_replicas {
-        let mut pools = Vec::new();
-        for replica in &endpoints.replicas {
-            pools.push(open_pool(config, replica).await?);
-        }
-        pools
-    } else {
-        vec![writer.clone()]
-    };
-    let hub = StatsHub::new(16);
-    let metrics =
-        metrics.map(|m| m.for_load(config, endpoints, use_replicas, &dataset, &writer, &readers));
-    let shared = Arc::new(Shared {
-        dataset,
-        writer,
-        readers,
-        hub: hub.clone(),
-        workload: config.workload.clone(),
-        insert_seq: AtomicU64::new(0),
-        run_id: operation::run_id(),
-        stream: 0,
-        pin_namespace: true,
-        started: Default::default(),
-        metrics: metrics.map(|m| m as Arc<dyn operation::Observer>),
-    });
-
+    let (connections, pacing, goose) = (job.connections, job.pacing, job.goose);
+    let shared = share(job, endpoints, dataset, metrics).await?;
+    let hub = shared.hub.clone();
     let goose_err = LoadError::Goose;
-    let mut goose = config.goose.clone();
-    let staged = staged::Staged::stage(&mut goose.report_file);
-    let mut attack = GooseAttack::initialize_with_config(goose)
-        .map_err(goose_err)?
-        // One shared HTTP client: Goose would otherwise build one per user (~150 MB at 1000).
-        .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())
-        .map_err(goose_err)?;
-    for scenario in scenarios::scenarios(&shared).map_err(goose_err)? {
-        attack = attack.register_scenario(scenario);
-    }
+    let (attack, staged) = attack(goose, &shared, pacing).map_err(goose_err)?;
 
-    let stop_sampler = CancellationToken::new();
-    let sampler = tokio::spawn(stats::sample_history(
-        hub.clone(),
-        Duration::from_secs(1),
-        stop_sampler.clone(),
-    ));
-    let mut pools = vec![shared.writer.clone()];
-    pools.extend(shared.readers.iter().cloned());
-    let watcher = tokio::spawn(watch::watch(
-        endpoints.primary.clone(),
-        pools,
-        config.pool_size,
-        stop_sampler.clone(),
-    ));
+    let beside = Beside::start(&shared, endpoints, connections.pool_size);
     let started = Instant::now();
     let cpu_before = overhead::self_cpu();
     let outcome = attack.execute().await;
@@ -199,35 +156,22 @@ pub async fn run(
     // --dashboard, the wait for Ctrl-C.
     let span = hub.active_span();
     let elapsed = if span.is_zero() { wall } else { span };
-    stop_sampler.cancel();
-    let history = sampler.await.unwrap_or_default();
-    let server = watcher.await.unwrap_or_default();
+    let (history, server) = beside.stop().await;
     // A signal after every user finished only ended the dashboard's idle wait: the run itself
-    // completed.
+    // completed. (Goose's killswitch is its own process-wide flag, set by our signal handler.)
     let finished_first = match (hub.all_stopped_at(), shutdown.triggered_at()) {
         (Some(done), Some(signal)) => done <= signal,
         _ => false,
     };
     let interrupted = goose::is_killswitch_triggered() && !finished_first;
 
-    let (max_users, thresholds_failed) = match outcome {
-        Ok(metrics) => (metrics.maximum_users, None),
-        Err(GooseError::ThresholdsFailed { failed, metrics }) => {
-            let text = failed
-                .iter()
-                .map(|r| format!("{} (observed {})", r.rule, r.observed))
-                .collect::<Vec<_>>()
-                .join("; ");
-            (metrics.maximum_users, Some(text))
-        }
-        Err(e) => return Err(goose_err(e)),
-    };
+    let (max_users, thresholds_failed) = goose_outcome(outcome)?;
     let snapshot = hub.snapshot();
     let overhead = overhead::Overhead::measure(
         cpu,
         wall,
         snapshot.aggregated().count(),
-        config.goose.throttle_requests,
+        goose.throttle_requests,
         &history,
     );
     Ok(LoadResult {
@@ -239,5 +183,138 @@ pub async fn run(
         interrupted,
         server,
         overhead,
+        schedule: shared.schedule.as_ref().map(|s| s.report()),
     })
+}
+
+/// What every user shares: the pools, our statistics, the exporter's observer and the open
+/// model's schedule.
+async fn share(
+    job: Job<'_>,
+    endpoints: &Endpoints,
+    dataset: Arc<Dataset>,
+    metrics: Option<Arc<crate::metrics::ClientMetrics>>,
+) -> Result<Arc<Shared>, LoadError> {
+    let workload = job.workload;
+    let (writer, readers, use_replicas) = open_pools(job.connections, endpoints).await?;
+    let schedule = job.pacing.open.as_ref().map(|open| {
+        let plan = open.plan.clone();
+        Arc::new(Schedule::new(plan, workload.seed, open.max_in_flight))
+    });
+    if let (Some(m), Some(s)) = (&metrics, &schedule) {
+        m.watch_schedule(s.clone());
+    }
+    let observer = metrics.map(|m| {
+        let load = m.for_load(
+            workload,
+            endpoints,
+            use_replicas,
+            &dataset,
+            &writer,
+            &readers,
+        );
+        load as Arc<dyn operation::Observer>
+    });
+    Ok(Arc::new(Shared {
+        dataset,
+        writer,
+        readers,
+        hub: StatsHub::new(16),
+        workload: workload.clone(),
+        insert_seq: AtomicU64::new(0),
+        run_id: operation::run_id(),
+        stream: 0,
+        pin_namespace: true,
+        started: Default::default(),
+        metrics: observer,
+        schedule,
+    }))
+}
+
+/// The writer's pool and the readers' (the writer's again when reads go to the primary),
+/// and whether reads go to replicas.
+async fn open_pools(
+    connections: &Connections,
+    endpoints: &Endpoints,
+) -> Result<(Pool, Vec<Pool>, bool), LoadError> {
+    let writer = open_pool(connections, &endpoints.primary).await?;
+    let use_replicas = match connections.read_from {
+        ReadFrom::Primary => false,
+        ReadFrom::Auto | ReadFrom::Replicas => !endpoints.replicas.is_empty(),
+    };
+    let readers = if use_replicas {
+        let mut pools = Vec::new();
+        for replica in &endpoints.replicas {
+            pools.push(open_pool(connections, replica).await?);
+        }
+        pools
+    } else {
+        vec![writer.clone()]
+    };
+    Ok((writer, readers, use_replicas))
+}
+
+/// Goose with our scenarios, its report files staged (moved into place when it ends).
+fn attack(
+    goose: &GooseConfiguration,
+    shared: &Arc<Shared>,
+    pacing: &Pacing,
+) -> Result<(GooseAttack, staged::Staged), GooseError> {
+    let mut goose = goose.clone();
+    let staged = staged::Staged::stage(&mut goose.report_file);
+    let mut attack = GooseAttack::initialize_with_config(goose)?
+        // One shared HTTP client: Goose would otherwise build one per user (~150 MB at 1000).
+        .set_client_builder_without_cookies(GooseClientBuilder::new().without_cookies())?;
+    for scenario in scenarios::scenarios(shared, pacing)? {
+        attack = attack.register_scenario(scenario);
+    }
+    Ok((attack, staged))
+}
+
+/// Most users at once and the thresholds that failed, from what Goose returned.
+fn goose_outcome(
+    outcome: Result<GooseMetrics, GooseError>,
+) -> Result<(usize, Option<String>), LoadError> {
+    match outcome {
+        Ok(metrics) => Ok((metrics.maximum_users, None)),
+        Err(GooseError::ThresholdsFailed { failed, metrics }) => {
+            let text = failed
+                .iter()
+                .map(|r| format!("{} (observed {})", r.rule, r.observed))
+                .collect::<Vec<_>>()
+                .join("; ");
+            Ok((metrics.maximum_users, Some(text)))
+        }
+        Err(e) => Err(LoadError::Goose(e)),
+    }
+}
+
+/// What runs beside the users: the once-a-second history sampler and the server watch.
+struct Beside {
+    stop: CancellationToken,
+    sampler: tokio::task::JoinHandle<Vec<HistorySample>>,
+    watcher: tokio::task::JoinHandle<crate::report::verdict::ServerFigures>,
+}
+
+impl Beside {
+    fn start(shared: &Shared, endpoints: &Endpoints, pool_size: u32) -> Beside {
+        let stop = CancellationToken::new();
+        let second = Duration::from_secs(1);
+        let sampler = stats::sample_history(shared.hub.clone(), second, stop.clone());
+        let mut pools = vec![shared.writer.clone()];
+        pools.extend(shared.readers.iter().cloned());
+        let primary = endpoints.primary.clone();
+        let watcher = watch::watch(primary, pools, pool_size, stop.clone());
+        Beside {
+            stop,
+            sampler: tokio::spawn(sampler),
+            watcher: tokio::spawn(watcher),
+        }
+    }
+
+    async fn stop(self) -> (Vec<HistorySample>, crate::report::verdict::ServerFigures) {
+        self.stop.cancel();
+        let history = self.sampler.await.unwrap_or_default();
+        (history, self.watcher.await.unwrap_or_default())
+    }
 }

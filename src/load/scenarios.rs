@@ -1,7 +1,9 @@
 //! The load test's Goose scenarios: `VectorSearchUser` (weights 10/3/2/1 over
-//! single-namespace search, cross-namespace search, retrieve, insert; waits 100–500 ms) and
-//! `BulkInsertUser` (a small background share of the users; waits 5–10 s), each transaction one
-//! `perform` of the engine.
+//! single-namespace search, cross-namespace search, retrieve, insert; by default waits
+//! 100–500 ms, `--think-time`) and `BulkInsertUser` (a small background share of the users;
+//! waits 5–10 s, `--bulk-think-time`), each transaction one `perform` of the engine. In the
+//! open model the search users wait for arrivals instead: each transaction takes the next
+//! one from the schedule, sleeps until it is due and runs it.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::time::Duration;
 
 use goose::prelude::*;
 
+use crate::engine::arrivals::Pacing;
 use crate::engine::operation::{new_state, perform, Shared};
 use crate::workload::ops::Op;
 
@@ -50,7 +53,7 @@ fn stop_transaction(shared: &Arc<Shared>) -> Transaction {
 }
 
 /// Builds both scenarios; `BulkInsertUser` is left out when its share is zero.
-pub fn scenarios(shared: &Arc<Shared>) -> Result<Vec<Scenario>, GooseError> {
+pub fn scenarios(shared: &Arc<Shared>, pacing: &Pacing) -> Result<Vec<Scenario>, GooseError> {
     let share = shared.workload.bulk_user_share;
     let (search_weight, bulk_weight) = if share <= 0.0 {
         (1, 0)
@@ -59,9 +62,13 @@ pub fn scenarios(shared: &Arc<Shared>) -> Result<Vec<Scenario>, GooseError> {
         let search = ((1.0 - share) / share).round().max(1.0) as usize;
         (search, 1)
     };
-    let mut search = scenario!("VectorSearchUser")
-        .set_weight(search_weight)?
-        .set_wait_time(Duration::from_millis(100), Duration::from_millis(500))?
+    let mut search = scenario!("VectorSearchUser").set_weight(search_weight)?;
+    let (min, max) = pacing.think_time;
+    // Open model: the schedule paces the users. Closed with think time 0: back to back.
+    if pacing.open.is_none() && !max.is_zero() {
+        search = search.set_wait_time(min, max)?;
+    }
+    search = search
         .register_transaction(transaction(shared, SEARCH, None))
         .register_transaction(stop_transaction(shared));
     for (op, weight) in [
@@ -78,7 +85,7 @@ pub fn scenarios(shared: &Arc<Shared>) -> Result<Vec<Scenario>, GooseError> {
         all.push(
             scenario!("BulkInsertUser")
                 .set_weight(bulk_weight)?
-                .set_wait_time(Duration::from_secs(5), Duration::from_secs(10))?
+                .set_wait_time(pacing.bulk_think_time.0, pacing.bulk_think_time.1)?
                 .register_transaction(transaction(shared, BULK, None))
                 .register_transaction(stop_transaction(shared))
                 .register_transaction(transaction(shared, BULK, Some(Op::BulkInsert))),
@@ -92,9 +99,24 @@ fn start_user(user: &mut GooseUser, shared: &Shared, scenario: usize) -> Transac
     let state = new_state(shared, user.weighted_users_index, nth);
     user.set_session_data(state);
     shared.hub.user_started();
+    if let Some(schedule) = &shared.schedule {
+        schedule.user_started();
+    }
     Ok(())
 }
 
 async fn run(user: &mut GooseUser, shared: &Shared, op: Op) -> TransactionResult {
-    perform(user, shared, op).await.map(|_| ())
+    // Only search users serve arrivals: the bulk inserters keep their own pacing.
+    let intended = match (&shared.schedule, op) {
+        (Some(schedule), op) if op != Op::BulkInsert => {
+            // Schedule over: return, so that Goose sees the end of its run (it checks between
+            // transactions); nothing is recorded.
+            match schedule.next_arrival(Duration::from_millis(100)).await {
+                Some(intended) => Some(intended),
+                None => return Ok(()),
+            }
+        }
+        _ => None,
+    };
+    perform(user, shared, op, intended).await.map(|_| ())
 }

@@ -1,6 +1,7 @@
-//! Server-side figures a profile's objectives may name, gathered beside the load test: the
-//! buffer cache hit ratio over the run (a delta of `pg_stat_database`, not the cumulative
-//! ratio since the last stats reset), the largest replica replay lag, and the peak pool usage.
+//! Server-side figures a profile's objectives may name, gathered beside the load test by the
+//! exporter's own poller (one implementation, one set of queries): the buffer cache hit ratio
+//! over the run (a delta of `pg_stat_database`, not the cumulative ratio since the last stats
+//! reset), the largest replica replay lag, and the peak pool usage.
 
 use std::time::Duration;
 
@@ -8,54 +9,61 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::pool::Pool;
 use crate::db::target::Target;
+use crate::metrics::server::{interval_hit_ratio, Poller, Snapshot};
 use crate::report::verdict::ServerFigures;
 
-const BLOCKS: &str =
-    "SELECT coalesce(sum(blks_hit), 0)::float8, coalesce(sum(blks_read), 0)::float8 \
-     FROM pg_stat_database WHERE datname = current_database()";
-const LAG: &str = "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8, count(*) \
-     FROM pg_stat_replication";
-
-/// Samples replication lag every second until `stop`, the cache counters at both ends, and
-/// the pools' peak usage at the end.
+/// Polls the primary when the load begins, every second until `stop`, and once more at the
+/// end; reads the pools' peak usage at the end.
 pub async fn watch(
     primary: Target,
     pools: Vec<Pool>,
     pool_size: u32,
     stop: CancellationToken,
 ) -> ServerFigures {
-    let client = primary.connect().await.ok();
-    let blocks = |row: tokio_postgres::Row| (row.get::<_, f64>(0), row.get::<_, f64>(1));
-    let before = match &client {
-        Some(c) => c.query_one(BLOCKS, &[]).await.ok().map(blocks),
-        None => None,
-    };
-    let mut figures = ServerFigures::default();
+    let mut poller = Poller::new(primary, Vec::new());
+    let mut seen = Seen::default();
     loop {
-        if let Some(c) = &client {
-            if let Ok(row) = c.query_one(LAG, &[]).await {
-                let (lag, replicas): (f64, i64) = (row.get(0), row.get(1));
-                if replicas > 0 {
-                    let seen = figures.replication_lag_s.unwrap_or(0.0);
-                    figures.replication_lag_s = Some(seen.max(lag));
-                }
-            }
+        tokio::select! {
+            snapshot = poller.poll() => seen.add(&snapshot),
+            _ = stop.cancelled() => break,
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.cancelled() => break,
         }
     }
+    seen.add(&poller.poll().await);
     // Pools track their peak at every checkout: a one-second sample would miss spikes.
     let peak_in_use = pools.iter().map(Pool::peak_in_use).max().unwrap_or(0);
-    figures.pool_usage_pct = Some(peak_in_use as f64 * 100.0 / pool_size.max(1) as f64);
-    if let (Some(c), Some((hit0, read0))) = (&client, before) {
-        if let Ok((hit1, read1)) = c.query_one(BLOCKS, &[]).await.map(blocks) {
-            let (hit, read) = (hit1 - hit0, read1 - read0);
-            if hit + read > 0.0 {
-                figures.cache_hit_ratio_pct = Some(hit * 100.0 / (hit + read));
-            }
+    ServerFigures {
+        pool_usage_pct: Some(peak_in_use as f64 * 100.0 / pool_size.max(1) as f64),
+        cache_hit_ratio_pct: seen
+            .first_blocks
+            .zip(seen.last_blocks)
+            .and_then(|(first, last)| interval_hit_ratio(first, last))
+            .map(|ratio| ratio * 100.0),
+        replication_lag_s: seen.max_lag,
+    }
+}
+
+/// What the polls so far showed.
+#[derive(Default)]
+struct Seen {
+    first_blocks: Option<(i64, i64)>,
+    last_blocks: Option<(i64, i64)>,
+    max_lag: Option<f64>,
+}
+
+impl Seen {
+    fn add(&mut self, snapshot: &Snapshot) {
+        let Some(state) = &snapshot.primary else {
+            return;
+        };
+        self.first_blocks.get_or_insert(state.blocks);
+        self.last_blocks = Some(state.blocks);
+        // No replica attached: no lag to speak of (not a lag of 0).
+        for &(_, lag, _) in &state.replication {
+            self.max_lag = Some(self.max_lag.unwrap_or(0.0).max(lag));
         }
     }
-    figures
 }

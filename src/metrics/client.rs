@@ -29,10 +29,12 @@ use prometheus::{
 };
 
 use super::recall::RecallSampler;
-use crate::config::Config;
+use super::schedule::ScheduleCollector;
+use crate::config::Workload;
 use crate::db::pool::Pool;
 use crate::db::target::Target;
 use crate::db::Endpoints;
+use crate::engine::arrivals::Schedule;
 use crate::engine::operation::{Observer, Request};
 use crate::engine::stats::Outcome;
 use crate::workload::dataset::Dataset;
@@ -75,6 +77,7 @@ pub struct ClientMetrics {
     recall: GaugeVec,
     recall_samples: IntCounterVec,
     pools: Arc<PoolGauges>,
+    schedule: super::schedule::Slot,
 }
 
 impl ClientMetrics {
@@ -135,7 +138,14 @@ impl ClientMetrics {
                 &["operation"],
             )?,
             pools: Arc::new(PoolGauges::new()?),
+            schedule: Arc::new(Mutex::new(None)),
         };
+        let (schedule, slot) = ScheduleCollector::new()?;
+        let metrics = ClientMetrics {
+            schedule: slot,
+            ..metrics
+        };
+        registry.register(Box::new(schedule))?;
         registry.register(Box::new(metrics.duration.clone()))?;
         registry.register(Box::new(metrics.queries.clone()))?;
         registry.register(Box::new(metrics.results.clone()))?;
@@ -151,6 +161,12 @@ impl ClientMetrics {
     /// benchmark's recall@k; under load, the sampler does.
     pub fn set_recall(&self, op: Op, recall: f64) {
         self.recall.with_label_values(&[op.name()]).set(recall);
+    }
+
+    /// Serves the open model's series from `schedule` (the load test's, while it runs and
+    /// after).
+    pub fn watch_schedule(&self, schedule: Arc<Schedule>) {
+        *self.schedule.lock().unwrap_or_else(|p| p.into_inner()) = Some(schedule);
     }
 
     pub(crate) fn count_recall_sample(&self, op: Op) {
@@ -187,7 +203,7 @@ impl ClientMetrics {
     /// and the recall sampler (on its own connection to the primary).
     pub fn for_load(
         self: &Arc<Self>,
-        config: &Config,
+        workload: &Workload,
         endpoints: &Endpoints,
         use_replicas: bool,
         dataset: &Dataset,
@@ -203,15 +219,14 @@ impl ClientMetrics {
         } else {
             vec![writer_label.clone(); readers.len()]
         };
-        let mut tracked = vec![self.pools.track(&writer_label, writer, config.pool_size)];
+        let mut tracked = vec![self.pools.track(&writer_label, writer)];
         if use_replicas {
             for (label, pool) in reader_labels.iter().zip(readers) {
-                tracked.push(self.pools.track(label, pool, config.pool_size));
+                tracked.push(self.pools.track(label, pool));
             }
         }
         let bound = self.bind(&namespaces, &writer_label, &reader_labels);
-        let sampler =
-            RecallSampler::spawn(endpoints.primary.clone(), &config.workload, self.clone());
+        let sampler = RecallSampler::spawn(endpoints.primary.clone(), workload, self.clone());
         Arc::new(LoadMetrics {
             bound,
             sampler,
@@ -380,7 +395,7 @@ impl PoolGauges {
 
     /// Two pools to one endpoint (never in the load test) would report under one label: the
     /// first one tracked wins.
-    fn track(&self, endpoint: &str, pool: &Pool, max_size: u32) -> u64 {
+    fn track(&self, endpoint: &str, pool: &Pool) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
         if !pools.iter().any(|p| p.endpoint == endpoint) {
@@ -388,7 +403,7 @@ impl PoolGauges {
                 id,
                 endpoint: endpoint.to_string(),
                 pool: pool.clone(),
-                max_size,
+                max_size: pool.max_size(),
             });
         }
         id

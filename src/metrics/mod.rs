@@ -2,7 +2,7 @@
 //! measurements ([`client`]) and the server-side state polled from PostgreSQL ([`server`]).
 //!
 //! It runs as a sidecar inside the load test and the benchmarks ([`Sidecar`]), and alone as the
-//! `metrics` subcommand ([`run_standalone`]) to watch a production cluster. Every series it
+//! `metrics` subcommand ([`serve`]) to watch a production cluster. Every series it
 //! exports is the contract that `monitoring/` (dashboard, alert rules) is written against, and
 //! the integration tests prove the two agree.
 //!
@@ -16,6 +16,7 @@
 pub mod client;
 pub mod exporter;
 pub mod recall;
+pub mod schedule;
 pub mod server;
 pub mod server_sql;
 
@@ -28,7 +29,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Mode};
 use crate::db::target::Target;
 use crate::db::Endpoints;
 pub use client::ClientMetrics;
@@ -96,36 +96,23 @@ pub async fn bind_for(settings: &Settings, standalone: bool) -> Result<Listener,
     }
 }
 
-/// What [`start`] did.
-pub enum Started {
-    /// The `metrics` command served until it was stopped.
-    Standalone,
-    /// The sidecar (running or not) of a load test or benchmark; stop it after the job.
-    Sidecar(Sidecar),
-}
-
-/// With the `metrics` command, serves until `stop` is cancelled; otherwise starts the sidecar
-/// on the listener from [`bind_for`] for a run on `endpoints`.
-pub async fn start(
+/// Starts the sidecar of a load test or benchmark on the listener from [`bind_for`], polling
+/// `endpoints`; stop it after the job.
+pub fn start(
     listener: Listener,
-    config: &Config,
+    settings: &Settings,
     endpoints: &Endpoints,
-    stop: &CancellationToken,
-) -> Result<Started, MetricsError> {
-    let listener = match listener {
-        Listener::Bound(listener) => listener,
-        Listener::DefaultPortBusy(addr) => return Ok(Started::Sidecar(Sidecar::skipped(addr))),
-        Listener::Off => return Ok(Started::Sidecar(Sidecar::off())),
-    };
-    let (primary, replicas) = (endpoints.primary.clone(), endpoints.replicas.clone());
-    let interval = config.metrics.poll_interval;
-    if config.mode == Mode::Metrics {
-        run_standalone(listener, interval, primary, replicas, stop.clone()).await?;
-        return Ok(Started::Standalone);
+) -> Result<Sidecar, MetricsError> {
+    match listener {
+        Listener::Bound(listener) => Sidecar::start(
+            listener,
+            settings.poll_interval,
+            endpoints.primary.clone(),
+            endpoints.replicas.clone(),
+        ),
+        Listener::DefaultPortBusy(addr) => Ok(Sidecar::skipped(addr)),
+        Listener::Off => Ok(Sidecar::off()),
     }
-    Ok(Started::Sidecar(Sidecar::start(
-        listener, interval, primary, replicas,
-    )?))
 }
 
 /// The exporter beside a load test or benchmark: running (the registry it serves, the
@@ -224,18 +211,18 @@ impl Sidecar {
     }
 }
 
-/// The `metrics` subcommand: serves `/metrics` for `primary` and `replicas` until `stop` is
-/// cancelled (Ctrl-C). Only the server-side families carry data; the client-side ones appear
-/// when a load test or benchmark runs with its own sidecar.
-pub async fn run_standalone(
-    listener: TcpListener,
-    poll_interval: Duration,
-    primary: Target,
-    replicas: Vec<Target>,
-    stop: CancellationToken,
+/// The `metrics` subcommand: serves `/metrics` for `endpoints` until `stop` is cancelled
+/// (Ctrl-C). Only the server-side families carry data; the client-side ones appear when a
+/// load test or benchmark runs with its own sidecar.
+pub async fn serve(
+    listener: Listener,
+    settings: &Settings,
+    endpoints: &Endpoints,
+    stop: &CancellationToken,
 ) -> Result<(), MetricsError> {
-    let described = primary.display();
-    let sidecar = Sidecar::start(listener, poll_interval, primary, replicas)?;
+    let poll_interval = settings.poll_interval;
+    let described = endpoints.primary.display();
+    let sidecar = start(listener, settings, endpoints)?;
     eprintln!(
         "serving metrics of {described} on http://{}/metrics, polled every {} (Ctrl-C to stop)",
         sidecar.addr().unwrap_or(([127, 0, 0, 1], 0).into()),

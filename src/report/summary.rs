@@ -165,6 +165,10 @@ pub struct Summary {
     /// The harness's own CPU use and, for throttled runs, schedule lag.
     #[serde(default)]
     pub overhead: Option<crate::engine::overhead::Overhead>,
+    /// The open model: offered and achieved rates, late and dropped arrivals (absent in the
+    /// closed model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::engine::arrivals::ScheduleReport>,
     /// Per operation.
     pub operations: Vec<OpSummary>,
     /// All operations together.
@@ -217,6 +221,7 @@ impl Summary {
             failure_share: 0.0,
             failure_gate: Default::default(),
             overhead: None,
+            schedule: None,
             operations,
             aggregated: OpSummary::of("Aggregated", &snapshot.aggregated(), info.elapsed, false),
         }
@@ -287,9 +292,46 @@ impl Summary {
                 .collect();
             writeln!(w, "failures by class: {}", classes.join(", "))?;
         }
+        if let Some(schedule) = &self.schedule {
+            self.print_schedule(&mut w, schedule)?;
+        }
         if let Some(overhead) = &self.overhead {
             writeln!(w, "{}", overhead.line())?;
         }
         Ok(())
+    }
+
+    /// The open model's lines: what was offered and achieved, and service time beside the
+    /// response time of the table (which counts from the intended start).
+    fn print_schedule<W: Write>(
+        &self,
+        w: &mut W,
+        s: &crate::engine::arrivals::ScheduleReport,
+    ) -> std::io::Result<()> {
+        writeln!(
+            w,
+            "open model ({} arrivals): offered {:.1}/s, achieved {:.1}/s over {:.1}s; \
+             {} arrivals: {} on time, {} late, {} dropped (no user free within {}s); max lag {:.3}s",
+            format!("{:?}", s.spacing).to_lowercase(),
+            s.offered_per_s,
+            s.achieved_per_s,
+            s.duration_s,
+            s.offered,
+            s.on_time,
+            s.late,
+            s.dropped,
+            s.max_lag_limit_s,
+            s.max_lag_s
+        )?;
+        let service: Vec<String> = self
+            .operations
+            .iter()
+            .map(|o| format!("{} {:.3}", o.name, o.service_us.p95 as f64 / 1000.0))
+            .collect();
+        writeln!(
+            w,
+            "service time p95 (ms, from the send): {}",
+            service.join(", ")
+        )
     }
 }

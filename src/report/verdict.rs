@@ -205,6 +205,7 @@ mod tests {
                 0,
                 Op::SingleShardSearch,
                 &Outcome {
+                    schedule_lag: Duration::ZERO,
                     pool_wait: Duration::ZERO,
                     service: Some(Duration::from_millis(ms)),
                     result: Ok(10),

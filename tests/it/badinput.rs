@@ -124,7 +124,7 @@ async fn statement_timeouts_under_a_millisecond_are_refused() {
         ]);
         let config = Config::from_cli(cli).expect("valid");
         assert_eq!(
-            config.statement_timeout,
+            config.connections.session.statement_timeout,
             Some(Duration::from_millis(ms)),
             "{value}"
         );

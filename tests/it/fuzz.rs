@@ -220,7 +220,7 @@ fn the_parser_accepts_the_documented_main_job() {
     assert_eq!(config.goose.users, Some(300));
     assert_eq!(config.goose.increase_rate.as_deref(), Some("30"));
     assert!(
-        config.database.is_none(),
+        config.servers.primary.is_none(),
         "no URL means the embedded server"
     );
 }

@@ -20,6 +20,7 @@ mod load;
 mod metrics;
 mod modules;
 mod numbers;
+mod open_model;
 mod ops;
 mod passfile;
 mod profile;

@@ -110,3 +110,70 @@ fn the_library_runs_a_load_test_in_process() {
     assert_eq!(summary["aggregated"]["failed"].as_u64(), Some(0));
     runtime.block_on(pg.stop());
 }
+
+/// Functions outside tests longer than `limit` lines that carry no `// Long (...)` comment
+/// saying why, as `file:line name (lines)`. Brace counting is enough for our formatting
+/// (rustfmt's): a function ends on the line where its braces balance.
+fn long_functions(limit: usize) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for file in crate::util::files(&src) {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".rs") || name == "tests.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            let line = lines[i].trim_start();
+            if line.starts_with("#[cfg(test)]") {
+                break;
+            }
+            let is_fn = [
+                "fn ",
+                "pub fn ",
+                "async fn ",
+                "pub async fn ",
+                "pub(crate) fn ",
+            ]
+            .iter()
+            .any(|p| line.starts_with(p));
+            if !is_fn {
+                i += 1;
+                continue;
+            }
+            let (mut depth, mut opened, mut end) = (0i64, false, i);
+            for (j, l) in lines.iter().enumerate().skip(i) {
+                depth += l.matches('{').count() as i64 - l.matches('}').count() as i64;
+                opened |= l.contains('{');
+                end = j;
+                if (opened && depth <= 0) || (!opened && l.trim_end().ends_with(';')) {
+                    break;
+                }
+            }
+            let length = end - i + 1;
+            let reason = lines[i.saturating_sub(4)..i]
+                .iter()
+                .any(|l| l.trim_start().starts_with("// Long ("));
+            if length > limit && !reason {
+                let rel = file.strip_prefix(&src).unwrap().display();
+                found.push(format!("src/{rel}:{} ({length} lines)", i + 1));
+            }
+            i = end + 1;
+        }
+    }
+    found
+}
+
+#[test]
+fn no_function_is_long_without_a_reason() {
+    // The scan sees functions at all: many in src are over 30 lines.
+    let strict = long_functions(30);
+    assert!(!strict.is_empty(), "the scan found no function at all");
+    let long = long_functions(85);
+    assert!(
+        long.is_empty(),
+        "split these, or say why they are long in a `// Long (...)` comment above them: {long:?}"
+    );
+}

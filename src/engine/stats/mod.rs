@@ -35,6 +35,9 @@ pub fn round(x: f64, digits: i32) -> f64 {
 /// What one operation did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// Open model: from the intended start to the moment the operation began (zero in the
+    /// closed model, where an operation starts when it is called).
+    pub schedule_lag: Duration,
     /// Time spent waiting for a pool connection (the whole attempt when none came).
     pub pool_wait: Duration,
     /// Service time: the query alone, after the connection was in hand; `None` when the
@@ -52,6 +55,7 @@ impl Outcome {
     /// An operation that never reached the server: no connection came within `waited`.
     pub fn not_served(waited: Duration, failure: Failure) -> Outcome {
         Outcome {
+            schedule_lag: Duration::ZERO,
             pool_wait: waited,
             service: None,
             result: Err(failure),
@@ -60,10 +64,10 @@ impl Outcome {
         }
     }
 
-    /// Response time: what the caller of the database saw, pool wait + query. A failed
-    /// operation has one too.
+    /// Response time: what the caller of the database saw, from the intended start (open
+    /// model) or the call: schedule lag + pool wait + query. A failed operation has one too.
     pub fn response(&self) -> Duration {
-        self.pool_wait + self.service.unwrap_or_default()
+        self.schedule_lag + self.pool_wait + self.service.unwrap_or_default()
     }
 }
 

@@ -4,6 +4,7 @@ use super::*;
 
 fn outcome(ms: u64, result: Result<u64, Failure>) -> Outcome {
     Outcome {
+        schedule_lag: Duration::ZERO,
         pool_wait: Duration::from_micros(5),
         service: Some(Duration::from_millis(ms)),
         result,
@@ -31,6 +32,7 @@ fn shards_merge_and_failures_are_counted_by_class() {
 fn a_pool_timeout_has_its_wait_as_response_time_and_no_service_time() {
     let hub = StatsHub::new(1);
     let timed_out = Outcome {
+        schedule_lag: Duration::ZERO,
         pool_wait: Duration::from_secs(2),
         service: None,
         result: Err(Failure::PoolTimeout),

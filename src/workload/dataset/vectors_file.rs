@@ -102,6 +102,8 @@ fn parse_fvecs(bytes: &[u8], path: &str, dim: usize) -> Result<Vec<f32>, Dataset
     Ok(out)
 }
 
+// Long (about 100 lines): one linear pass over the .npy header, each check with its own
+// error message; split, the checks would lose the order that makes the messages precise.
 fn parse_npy(bytes: &[u8], path: &str, dim: usize) -> Result<Vec<f32>, DatasetError> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(DatasetError::BadMagic {
