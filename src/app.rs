@@ -72,6 +72,9 @@ pub enum AppError {
     /// `calibrate` could not run or complete.
     #[error(transparent)]
     Calibrate(#[from] CalibrateError),
+    /// `capacity` could not run or complete.
+    #[error(transparent)]
+    Capacity(#[from] crate::capacity::CapacityError),
     /// The load test ran, and its reports could not be written.
     #[error("writing reports in {}: {source}", .dir.display())]
     Reports {
@@ -105,6 +108,7 @@ impl AppError {
             AppError::Load(e) => e.exit(),
             AppError::Bench(e) => e.exit(),
             AppError::Calibrate(e) => e.exit(),
+            AppError::Capacity(e) => e.exit(),
             AppError::Interrupted => Exit::Interrupted,
         }
     }
@@ -186,7 +190,38 @@ async fn run_on(
             sidecar.stop().await;
             result
         }
+        Mode::Capacity(settings) => {
+            let sidecar = crate::metrics::start(listener, &config.metrics, endpoints)?;
+            let job = crate::capacity::Job {
+                settings,
+                connections: &config.connections,
+                workload: &config.workload,
+                pacing: &config.pacing,
+                goose: &config.goose,
+                reports: &config.reports,
+            };
+            let result = run_capacity(config, job, endpoints, shutdown, &sidecar).await;
+            sidecar.stop().await;
+            result
+        }
     }
+}
+
+/// The capacity search on prepared data.
+async fn run_capacity(
+    config: &Config,
+    job: crate::capacity::Job<'_>,
+    endpoints: &Endpoints,
+    shutdown: &Shutdown,
+    sidecar: &Sidecar,
+) -> Result<Exit, AppError> {
+    let dataset = prepare(config, endpoints, shutdown).await?;
+    if !endpoints.replicas.is_empty() {
+        wait_for_replicas(&endpoints.replicas, dataset.total_rows()).await?;
+    }
+    sidecar.announce();
+    let run = crate::capacity::run(job, endpoints, dataset, sidecar.client(), shutdown);
+    Ok(run.await?)
 }
 
 /// The data every mode but `metrics` and `cleanup` runs on, prepared unless a signal comes

@@ -76,13 +76,14 @@ pub struct Cli {
     /// and the objectives the run is judged against; explicit flags override it)
     #[arg(
         long,
+        global = true,
         value_name = "NAME",
         help_heading = "Load test",
         conflicts_with = "profile_file"
     )]
     pub profile: Option<String>,
     /// A load profile file (TOML, as in scenarios/)
-    #[arg(long, value_name = "PATH", help_heading = "Load test")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Load test")]
     pub profile_file: Option<PathBuf>,
     /// Closed or open model, and their pacing.
     #[command(flatten)]
@@ -108,6 +109,50 @@ pub enum Command {
     /// Delete the rows load tests and benchmarks inserted (keys lt_*) from a memory_entries
     /// this harness created; seeded and foreign rows stay.
     Cleanup,
+    /// Find the highest load at which every objective of a profile holds: steps the offered
+    /// arrival rate up (geometric steps, then bisection near the knee), each a warm-up and a
+    /// measured hold; writes capacity.json and capacity.svg.
+    Capacity(CapacityArgs),
+}
+
+/// What a capacity search raises at each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sweep {
+    /// The offered arrival rate (open model, `--max-in-flight` users).
+    Rate,
+    /// The number of users, each with no think time (closed model, as VectorDBBench).
+    Concurrency,
+}
+
+/// The capacity search's steps.
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// What the steps raise
+    #[arg(long, value_enum, default_value_t = Sweep::Rate)]
+    pub sweep: Sweep,
+    /// The first step's load: operations per second, or users with --sweep concurrency
+    /// [default: 50 per second, 1 user]
+    #[arg(long, value_name = "LOAD")]
+    pub start: Option<f64>,
+    /// Each step multiplies the load by this until an objective fails
+    #[arg(long, default_value_t = 2.0, value_name = "FACTOR")]
+    pub factor: f64,
+    /// Highest load to try
+    #[arg(long, default_value_t = 100_000.0, value_name = "LOAD")]
+    pub max: f64,
+    /// Bisection steps between the last load that held and the first that did not
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub refine: usize,
+    /// Unmeasured time at the start of each step [default: 5s; --quick 2s]
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub warmup: Option<std::time::Duration>,
+    /// Measured time of each step [default: 20s; --quick 6s]
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub hold: Option<std::time::Duration>,
+    /// A short search for CI: 2 s warm-up, 6 s hold, 2 bisection steps
+    #[arg(long)]
+    pub quick: bool,
 }
 
 /// The Prometheus exporter: a sidecar of the load test and `bench`, or the `metrics` command.
@@ -465,28 +510,43 @@ impl CalibOp {
 pub struct PacingArgs {
     /// Closed model: each search user's pause between operations, MIN..MAX (uniform), one
     /// duration, or 0 (no pause: fixed concurrency)
-    #[arg(long, value_name = "MIN..MAX", help_heading = "Load model")]
+    #[arg(
+        long,
+        value_name = "MIN..MAX",
+        help_heading = "Load model",
+        global = true
+    )]
     pub think_time: Option<String>,
     /// The background bulk inserters' pause between batches, MIN..MAX
-    #[arg(long, value_name = "MIN..MAX", help_heading = "Load model")]
+    #[arg(
+        long,
+        value_name = "MIN..MAX",
+        help_heading = "Load model",
+        global = true
+    )]
     pub bulk_think_time: Option<String>,
     /// Open model: operations per second across all search users, whatever the database
     /// answers (with --arrival-stages: the rate the first stage ramps from)
-    #[arg(long, value_name = "PER_S", help_heading = "Load model")]
+    #[arg(long, value_name = "PER_S", help_heading = "Load model", global = true)]
     pub arrival_rate: Option<f64>,
     /// Open model: ramp linearly to each rate over each duration, as k6's ramping executor
     /// (such as 30s:100,60s:500,30s:500); the run lasts as long as the stages
-    #[arg(long, value_name = "STAGES", help_heading = "Load model")]
+    #[arg(
+        long,
+        value_name = "STAGES",
+        help_heading = "Load model",
+        global = true
+    )]
     pub arrival_stages: Option<String>,
     /// Open model: spacing of arrivals
-    #[arg(long, value_enum, default_value_t = crate::engine::arrivals::Spacing::Uniform, help_heading = "Load model")]
+    #[arg(long, value_enum, default_value_t = crate::engine::arrivals::Spacing::Uniform, help_heading = "Load model", global = true)]
     pub arrivals: crate::engine::arrivals::Spacing,
     /// Open model: most operations in flight at once (the Goose users started; default
     /// --users, else 100)
-    #[arg(long, value_name = "N", help_heading = "Load model")]
+    #[arg(long, value_name = "N", help_heading = "Load model", global = true)]
     pub max_in_flight: Option<usize>,
     /// Open model: an arrival no user could start within this of its intended start is
     /// dropped (counted, not run)
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, help_heading = "Load model")]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, help_heading = "Load model", global = true)]
     pub max_lag: std::time::Duration,
 }

@@ -12,7 +12,8 @@
 //!   PostgreSQL ([`db::embedded`]), the pool ([`db::pool`]), schema and ownership
 //!   ([`db::schema`]), seeding by binary COPY ([`db::seed`]).
 //! - [`engine`]: what every mode drives: the timed operation ([`engine::operation`]), our µs
-//!   statistics ([`engine::stats`]), code-run Goose attacks, CPU accounting, recall.
+//!   statistics ([`engine::stats`]), the open model's arrival schedule
+//!   ([`engine::arrivals`]), code-run Goose attacks, CPU accounting, recall.
 //! - [`profile`]: load profiles (scenarios/*.toml) and their objectives.
 //! - [`report`]: Locust-compatible CSVs, the JSON summary, the objectives' verdicts and the
 //!   failure gate.
@@ -24,7 +25,8 @@
 //! - The modes: [`load`] (the Goose scenarios of the load test), [`bench`](mod@bench) (the
 //!   benchmark suite: single-user Goose scenarios, recall@k, ef_search sweeps), [`cleanup`]
 //!   (deletes only the rows load tests inserted), [`calibrate`] (the same SQL through pgbench
-//!   and through our Goose users, compared: is the load generator the bottleneck?).
+//!   and through our Goose users, compared: is the load generator the bottleneck?),
+//!   [`capacity`] (load tests at rising load until an objective fails: the knee).
 //! - [`app`]: one run from configuration to exit code.
 //!
 //! # Exit codes
@@ -34,6 +36,7 @@
 pub mod app;
 pub mod bench;
 pub mod calibrate;
+pub mod capacity;
 pub mod cleanup;
 pub mod cli;
 pub mod config;

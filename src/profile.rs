@@ -11,12 +11,13 @@ use serde::Deserialize;
 use crate::workload::ops::Op;
 
 /// The built-in profiles, compiled in so the binary works outside the source tree.
-pub const BUILT_IN: [(&str, &str); 5] = [
+pub const BUILT_IN: [(&str, &str); 6] = [
     ("baseline", include_str!("../scenarios/baseline.toml")),
     ("normal", include_str!("../scenarios/normal.toml")),
     ("peak", include_str!("../scenarios/peak.toml")),
     ("stress", include_str!("../scenarios/stress.toml")),
     ("soak", include_str!("../scenarios/soak.toml")),
+    ("capacity", include_str!("../scenarios/capacity.toml")),
 ];
 
 /// A profile problem: `profile FILE: field `F`: problem`.
@@ -54,6 +55,8 @@ pub enum Metric {
     ReplicationLagS,
     /// Peak share of the pool in use, percent.
     PoolUsagePct,
+    /// Mean recall@k of the searches sampled under load (0 to 1), against exact ground truth.
+    RecallMean,
 }
 
 impl Metric {
@@ -79,6 +82,7 @@ impl Metric {
                 | Metric::CacheHitRatioPct
                 | Metric::ReplicationLagS
                 | Metric::PoolUsagePct
+                | Metric::RecallMean
         )
     }
 }

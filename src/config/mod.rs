@@ -23,7 +23,7 @@ fn bad(msg: impl Into<String>) -> ConfigError {
 }
 
 /// What the run does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     /// The Goose load test.
     Load,
@@ -37,14 +37,17 @@ pub enum Mode {
     Calibrate(CalibrateSettings),
     /// Delete the rows load tests inserted.
     Cleanup,
+    /// The highest load at which every objective holds.
+    Capacity(CapacitySettings),
 }
 
 mod modes;
 
 pub use crate::db::Embedded;
-use modes::{bench_settings, metrics_settings};
+use modes::{bench_settings, capacity_settings, metrics_settings};
 pub use modes::{
-    calibrate_settings, BenchSettings, CalibrateSettings, MetricsSettings, DEFAULT_METRICS_PORT,
+    calibrate_settings, BenchSettings, CalibrateSettings, CapacitySettings, MetricsSettings,
+    DEFAULT_METRICS_PORT,
 };
 
 pub use crate::workload::Workload;
@@ -157,15 +160,20 @@ impl Config {
             run_time: goose.run_time.clone(),
             hatch_rate: cli.hatch_rate.is_some() || goose.increase_rate.is_some(),
         };
-        let (mut goose, profile) = goose_settings(goose, &cli, primary.as_ref())?;
-        let is_load = cli.command.is_none();
-        let pacing = pacing(
-            &cli.pacing,
-            &mut goose,
-            &explicit,
-            profile.as_ref(),
-            is_load,
-        )?;
+        let (mut goose, mut profile) = goose_settings(goose, &cli, primary.as_ref())?;
+        let pacing = match &cli.command {
+            Some(Command::Capacity(_)) => capacity_pacing(&cli.pacing, &mut profile)?,
+            command => {
+                let is_load = command.is_none();
+                pacing(
+                    &cli.pacing,
+                    &mut goose,
+                    &explicit,
+                    profile.as_ref(),
+                    is_load,
+                )?
+            }
+        };
 
         let mode = match cli.command {
             None => Mode::Load,
@@ -181,6 +189,9 @@ impl Config {
                 calibrate_settings(&a.op, a.clients, a.duration, a.warmup, a.queries)
                     .map_err(bad)?,
             ),
+            Some(Command::Capacity(a)) => {
+                Mode::Capacity(capacity_settings(&a, &cli.pacing, explicit.users)?)
+            }
         };
         let metrics = metrics_settings(&cli.metrics, &mode)?;
         Ok(Config {
@@ -427,6 +438,24 @@ fn goose_settings(
     });
 
     Ok((goose, profile))
+}
+
+/// `capacity`: the steps set the load, so only the bulk inserters' pacing is the user's; the
+/// built-in `capacity` objectives unless a profile is given.
+fn capacity_pacing(
+    args: &crate::cli::PacingArgs,
+    profile: &mut Option<crate::profile::Profile>,
+) -> Result<Pacing, ConfigError> {
+    if profile.is_none() {
+        let built_in = crate::profile::built_in("capacity").map_err(|e| bad(e.to_string()))?;
+        *profile = Some(built_in);
+    }
+    let mut pacing = Pacing::default();
+    if let Some(t) = &args.bulk_think_time {
+        pacing.bulk_think_time =
+            parse_think_time(t).map_err(|e| bad(format!("--bulk-think-time {e}")))?;
+    }
+    Ok(pacing)
 }
 
 /// What the command line itself said (before a profile filled in the rest).

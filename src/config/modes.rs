@@ -95,7 +95,8 @@ pub(super) fn metrics_settings(
     }
     let port = args.metrics_port.unwrap_or(DEFAULT_METRICS_PORT);
     Ok(MetricsSettings {
-        sidecar: !args.no_metrics_exporter && matches!(mode, Mode::Load | Mode::Bench(_)),
+        sidecar: !args.no_metrics_exporter
+            && matches!(mode, Mode::Load | Mode::Bench(_) | Mode::Capacity(_)),
         addr: std::net::SocketAddr::new(args.metrics_host, port),
         port_given: args.metrics_port.is_some(),
         poll_interval: args.poll_interval,
@@ -150,5 +151,100 @@ pub fn calibrate_settings(
         duration: Duration::from_secs(duration.as_secs()),
         warmup: Duration::from_secs(warmup.as_secs()),
         queries,
+    })
+}
+
+/// Validated `capacity` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapacitySettings {
+    /// What the steps raise.
+    pub sweep: crate::cli::Sweep,
+    /// The first step's load (operations per second, or users).
+    pub start: f64,
+    /// Load multiplier between the geometric steps.
+    pub factor: f64,
+    /// Highest load to try.
+    pub max: f64,
+    /// Bisection steps near the knee.
+    pub refine: usize,
+    /// Unmeasured time of each step (whole seconds).
+    pub warmup: Duration,
+    /// Measured time of each step (whole seconds).
+    pub hold: Duration,
+    /// `--sweep rate`: the users serving arrivals.
+    pub max_in_flight: usize,
+    /// `--sweep rate`: spacing of arrivals.
+    pub spacing: crate::engine::arrivals::Spacing,
+    /// `--sweep rate`: arrivals later than this are dropped.
+    pub max_lag: Duration,
+}
+
+/// Checks the `capacity` flags (and the load-model flags that apply to it).
+pub(super) fn capacity_settings(
+    args: &crate::cli::CapacityArgs,
+    pacing: &crate::cli::PacingArgs,
+    users: Option<usize>,
+) -> Result<CapacitySettings, ConfigError> {
+    use crate::cli::Sweep;
+    if pacing.think_time.is_some()
+        || pacing.arrival_rate.is_some()
+        || pacing.arrival_stages.is_some()
+    {
+        return Err(bad(
+            "capacity sets the load of each step itself: --think-time, --arrival-rate and \
+             --arrival-stages do not apply",
+        ));
+    }
+    let start = args.start.unwrap_or(match args.sweep {
+        Sweep::Rate => 50.0,
+        Sweep::Concurrency => 1.0,
+    });
+    if !(start.is_finite() && start > 0.0) {
+        return Err(bad(format!("--start must be above 0, got {start}")));
+    }
+    if !(args.factor.is_finite() && args.factor > 1.0) {
+        return Err(bad(format!(
+            "--factor must be above 1, got {}",
+            args.factor
+        )));
+    }
+    if args.max.is_nan() || args.max < start {
+        return Err(bad(format!(
+            "--max ({}) is below --start ({start})",
+            args.max
+        )));
+    }
+    let whole = |d: Duration| Duration::from_secs(d.as_secs_f64().ceil() as u64);
+    let (warmup, hold, refine) = if args.quick {
+        (Duration::from_secs(2), Duration::from_secs(6), 2)
+    } else {
+        (Duration::from_secs(5), Duration::from_secs(20), 3)
+    };
+    let hold = whole(args.hold.unwrap_or(hold));
+    if hold.is_zero() {
+        return Err(bad("--hold must be at least 1s"));
+    }
+    if pacing.max_lag.is_zero() {
+        return Err(bad("--max-lag must be above 0"));
+    }
+    let max_in_flight = pacing.max_in_flight.or(users).unwrap_or(100);
+    if max_in_flight == 0 {
+        return Err(bad("--max-in-flight must be at least 1"));
+    }
+    Ok(CapacitySettings {
+        sweep: args.sweep,
+        start,
+        factor: args.factor,
+        max: args.max,
+        refine: if args.quick && args.refine == 3 {
+            refine
+        } else {
+            args.refine
+        },
+        warmup: whole(args.warmup.unwrap_or(warmup)),
+        hold,
+        max_in_flight,
+        spacing: pacing.arrivals,
+        max_lag: pacing.max_lag,
     })
 }

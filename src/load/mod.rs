@@ -137,6 +137,11 @@ pub async fn run(
     shutdown: &Shutdown,
 ) -> Result<LoadResult, LoadError> {
     let (connections, pacing, goose) = (job.connections, job.pacing, job.goose);
+    // Recall sampled under load (with the exporter's client series), this run's only.
+    let recall = metrics.clone();
+    if let Some(m) = &recall {
+        m.take_recall_mean();
+    }
     let shared = share(job, endpoints, dataset, metrics).await?;
     let hub = shared.hub.clone();
     let goose_err = LoadError::Goose;
@@ -156,7 +161,8 @@ pub async fn run(
     // --dashboard, the wait for Ctrl-C.
     let span = hub.active_span();
     let elapsed = if span.is_zero() { wall } else { span };
-    let (history, server) = beside.stop().await;
+    let (history, mut server) = beside.stop().await;
+    server.recall_mean = recall.and_then(|m| m.take_recall_mean());
     // A signal after every user finished only ended the dashboard's idle wait: the run itself
     // completed. (Goose's killswitch is its own process-wide flag, set by our signal handler.)
     let finished_first = match (hub.all_stopped_at(), shutdown.triggered_at()) {

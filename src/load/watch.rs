@@ -43,6 +43,7 @@ pub async fn watch(
             .and_then(|(first, last)| interval_hit_ratio(first, last))
             .map(|ratio| ratio * 100.0),
         replication_lag_s: seen.max_lag,
+        recall_mean: None,
     }
 }
 

@@ -78,6 +78,8 @@ pub struct ClientMetrics {
     recall_samples: IntCounterVec,
     pools: Arc<PoolGauges>,
     schedule: super::schedule::Slot,
+    // Every recall sample since the last `take_recall_mean`: sum and count.
+    recall_tally: Mutex<(f64, u64)>,
 }
 
 impl ClientMetrics {
@@ -139,6 +141,7 @@ impl ClientMetrics {
             )?,
             pools: Arc::new(PoolGauges::new()?),
             schedule: Arc::new(Mutex::new(None)),
+            recall_tally: Mutex::new((0.0, 0)),
         };
         let (schedule, slot) = ScheduleCollector::new()?;
         let metrics = ClientMetrics {
@@ -169,8 +172,20 @@ impl ClientMetrics {
         *self.schedule.lock().unwrap_or_else(|p| p.into_inner()) = Some(schedule);
     }
 
-    pub(crate) fn count_recall_sample(&self, op: Op) {
+    /// One recall sample taken under load.
+    pub(crate) fn count_recall_sample(&self, op: Op, recall: f64) {
         self.recall_samples.with_label_values(&[op.name()]).inc();
+        let mut tally = self.recall_tally.lock().unwrap_or_else(|p| p.into_inner());
+        tally.0 += recall;
+        tally.1 += 1;
+    }
+
+    /// The mean recall of the samples taken since the last call (None: none taken), for a
+    /// run's objectives; starts a new tally.
+    pub fn take_recall_mean(&self) -> Option<f64> {
+        let mut tally = self.recall_tally.lock().unwrap_or_else(|p| p.into_inner());
+        let (sum, n) = std::mem::take(&mut *tally);
+        (n > 0).then(|| sum / n as f64)
     }
 
     /// Resolves the handles of every namespace × operation (creating the series at zero) and

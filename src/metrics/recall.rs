@@ -124,7 +124,7 @@ impl Task {
                     window.push_back(value);
                     let mean = window.iter().sum::<f64>() / window.len() as f64;
                     self.metrics.set_recall(sample.op, mean);
-                    self.metrics.count_recall_sample(sample.op);
+                    self.metrics.count_recall_sample(sample.op, value);
                 }
                 Err(e) => {
                     // The server shutting down at the end of a run is not worth a warning.

@@ -36,6 +36,10 @@ pub struct ServerFigures {
     pub replication_lag_s: Option<f64>,
     /// Peak share of a pool's connections in use, percent.
     pub pool_usage_pct: Option<f64>,
+    /// Mean recall@k of the searches sampled under load (None: none sampled, or no exporter
+    /// to sample them).
+    #[serde(default)]
+    pub recall_mean: Option<f64>,
 }
 
 /// One row of the verdict table.
@@ -91,6 +95,7 @@ fn measure(
         Metric::CacheHitRatioPct => server.cache_hit_ratio_pct,
         Metric::ReplicationLagS => server.replication_lag_s,
         Metric::PoolUsagePct => server.pool_usage_pct,
+        Metric::RecallMean => server.recall_mean,
     }
 }
 

@@ -7,6 +7,7 @@
 mod badinput;
 mod bench;
 mod calibrate;
+mod capacity;
 mod child;
 mod cleanup;
 mod cli;
