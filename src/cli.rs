@@ -260,6 +260,14 @@ pub struct CalibrateArgs {
     /// Query vectors stored in pgvector_loadtest_queries for the search.
     #[arg(long, default_value_t = 1000)]
     pub queries: usize,
+    /// Open model on both sides: transactions per second, scheduled as pgbench -R does
+    /// (Poisson arrivals); latency then counts from each one's scheduled start
+    #[arg(long, value_name = "PER_S")]
+    pub rate: Option<f64>,
+    /// With --rate: a transaction that cannot start within this of its schedule is skipped
+    /// (pgbench --latency-limit; our --max-lag)
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub latency_limit: std::time::Duration,
 }
 
 /// Where the database is.

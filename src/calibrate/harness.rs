@@ -12,9 +12,10 @@ use rand::{Rng, SeedableRng};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
-use super::{CalibrateError, Params, SideResult};
+use super::{CalibrateError, Lagged, Params, SideResult};
 use crate::db::pool::{build_with, Prepare, Session};
 use crate::db::target::Target;
+use crate::engine::arrivals::{Plan, Schedule, Spacing};
 use crate::engine::attack;
 use crate::engine::overhead::self_cpu;
 use crate::engine::stats::{Outcome, StatsHub};
@@ -63,28 +64,48 @@ struct Shared {
     op: Op,
     params: Params,
     seed: u64,
+    // `--rate`: Poisson arrivals, as pgbench -R schedules them.
+    schedule: Option<Schedule>,
 }
 
 #[derive(Clone)]
 struct UserRng(SmallRng);
 
-/// Runs `clients` Goose users for `duration` (all started at once, no think time) and returns
-/// what they measured; `cpu` is this whole process's CPU time over the Goose run.
+/// One measured run of our side.
+pub struct Side<'a> {
+    /// The users' pool.
+    pub pool: &'a Pool,
+    /// The operation.
+    pub op: Op,
+    /// How parameters are drawn.
+    pub params: Params,
+    /// Goose users (no think time; with a rate, the most transactions in flight).
+    pub clients: usize,
+    /// `--rate` and `--latency-limit`.
+    pub rate: Option<(f64, Duration)>,
+}
+
+/// Runs `clients` Goose users for `duration` (all started at once, no think time, or serving
+/// a schedule with `rate`) and returns what they measured; `cpu` is this whole process's CPU
+/// time over the Goose run.
 pub async fn measure(
-    pool: &Pool,
-    op: Op,
-    params: Params,
-    clients: usize,
+    side: &Side<'_>,
     duration: Duration,
     seed: u64,
 ) -> Result<SideResult, CalibrateError> {
+    let (op, clients) = (side.op, side.clients);
     let hub = StatsHub::new(clients);
+    let schedule = side.rate.map(|(rate, limit)| {
+        let plan = Plan::constant(rate, duration, Spacing::Poisson, limit);
+        Schedule::new(plan, seed, clients)
+    });
     let shared = Arc::new(Shared {
-        pool: pool.clone(),
+        pool: side.pool.clone(),
         hub: hub.clone(),
         op,
-        params,
+        params: side.params,
         seed,
+        schedule,
     });
     let cpu_before = self_cpu();
     goose_run(&shared, clients, duration).await?;
@@ -99,6 +120,14 @@ pub async fn measure(
         cpu,
         reported_tps: None,
         mean_rows: Some(stats.rows as f64 / stats.ok.max(1) as f64),
+        schedule: shared.schedule.as_ref().map(|s| {
+            let r = s.report();
+            Lagged {
+                late: r.late,
+                skipped: r.dropped,
+                max_lag: Duration::from_secs_f64(r.max_lag_s),
+            }
+        }),
     })
 }
 
@@ -127,11 +156,24 @@ async fn transaction(user: &mut GooseUser, shared: &Shared) -> TransactionResult
         let seed = shared.seed ^ (user.weighted_users_index as u64 + 1).wrapping_mul(0x9E37_79B9);
         user.set_session_data(UserRng(SmallRng::seed_from_u64(seed)));
     }
+    let intended = match &shared.schedule {
+        Some(schedule) => {
+            // The first user to start starts the clock.
+            schedule.start_at(Instant::now());
+            match schedule.next_arrival(Duration::from_millis(100)).await {
+                Some(at) => Some(at),
+                // The schedule is over: Goose ends the run between transactions.
+                None => return Ok(()),
+            }
+        }
+        None => None,
+    };
     let rng = &mut user.get_session_data_unchecked_mut::<UserRng>().0;
     let values = shared.params.draw(rng);
     let index = user.weighted_users_index;
     let waited = Instant::now();
-    let outcome = match shared.pool.checkout().await {
+    let schedule_lag = intended.map_or(Duration::ZERO, |t| waited.saturating_duration_since(t));
+    let mut outcome = match shared.pool.checkout().await {
         Err(failure) => Outcome::not_served(waited.elapsed(), failure),
         Ok((conn, wait)) => {
             let started = Instant::now();
@@ -159,6 +201,7 @@ async fn transaction(user: &mut GooseUser, shared: &Shared) -> TransactionResult
             }
         }
     };
+    outcome.schedule_lag = schedule_lag;
     crate::engine::operation::record(user, &shared.hub, index, shared.op, &outcome).await
 }
 

@@ -170,6 +170,20 @@ pub struct SideResult {
     /// Rows returned per successful operation (the harness side sees them; pgbench's log
     /// does not).
     pub mean_rows: Option<f64>,
+    /// With `--rate`: what fell behind the schedule.
+    pub schedule: Option<Lagged>,
+}
+
+/// How far a side fell behind its schedule (`--rate`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lagged {
+    /// Started more than [`crate::engine::arrivals::LATE_AFTER`] after their scheduled start.
+    pub late: u64,
+    /// Never sent: their schedule lag passed the latency limit (pgbench's "skipped", our
+    /// "dropped").
+    pub skipped: u64,
+    /// Largest schedule lag of a transaction that was sent.
+    pub max_lag: Duration,
 }
 
 /// How each execution's parameters are drawn (uniformly, as pgbench's `random(lo, hi)`).
@@ -374,6 +388,7 @@ async fn calibrate_op(
     let dir = sides.work_dir.to_path_buf();
     let (bin, target, script_text) = (sides.bin_dir.to_path_buf(), primary.clone(), script.clone());
     let (clients, duration, warmup) = (settings.clients, settings.duration, settings.warmup);
+    let rate = settings.rate;
     let options = session_options.clone();
     let reference = tokio::task::spawn_blocking(move || {
         pgbench::measure(
@@ -385,6 +400,7 @@ async fn calibrate_op(
                 clients,
                 duration,
                 session_options: options,
+                rate,
             },
             warmup,
         )
@@ -393,10 +409,17 @@ async fn calibrate_op(
     println!("{}: harness (Goose) ...", op.op().name());
     let pool = harness::pool(primary, session, &sql, settings.clients as u32).await?;
     let seed = job.workload.seed;
+    let side = harness::Side {
+        pool: &pool,
+        op: op.op(),
+        params,
+        clients,
+        rate,
+    };
     if !settings.warmup.is_zero() {
-        harness::measure(&pool, op.op(), params, clients, settings.warmup, seed ^ 1).await?;
+        harness::measure(&side, settings.warmup, seed ^ 1).await?;
     }
-    let ours = harness::measure(&pool, op.op(), params, clients, duration, seed).await?;
+    let ours = harness::measure(&side, duration, seed).await?;
     drop(pool);
     Ok(OpCalibration::new(op, sql, script, plan, &reference, &ours))
 }
@@ -573,14 +596,27 @@ mod tests {
 
     #[test]
     fn settings_are_checked() {
-        let s =
-            |ops: &[CalibOp], c| settings(ops, c, Duration::from_millis(2500), Duration::ZERO, 10);
+        let args = |ops: &[CalibOp], clients, rate| crate::cli::CalibrateArgs {
+            op: ops.to_vec(),
+            clients,
+            duration: Duration::from_millis(2500),
+            warmup: Duration::ZERO,
+            queries: 10,
+            rate,
+            latency_limit: Duration::from_millis(1500),
+        };
+        let s = |ops: &[CalibOp], c| settings(&args(ops, c, None));
         let (single, retrieve) = (CalibOp::Single, CalibOp::Retrieve);
         let ok = s(&[retrieve, single, retrieve], 4).unwrap();
         assert_eq!(ok.ops, [CalibOp::Retrieve, CalibOp::Single]);
         assert_eq!(ok.duration, Duration::from_secs(2));
+        assert_eq!(ok.rate, None);
         assert!(s(&[], 4).unwrap_err().contains("--op"));
         assert!(s(&[single], 0).unwrap_err().contains("--clients"));
+        let rated = settings(&args(&[single], 4, Some(250.0))).unwrap();
+        assert_eq!(rated.rate, Some((250.0, Duration::from_millis(1500))));
+        let e = settings(&args(&[single], 4, Some(0.0))).unwrap_err();
+        assert!(e.contains("--rate"), "{e}");
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::{CalibrateError, SideResult};
+use super::{CalibrateError, Lagged, SideResult};
 use crate::db::target::Target;
+use crate::engine::arrivals::LATE_AFTER;
 use crate::engine::overhead::children_cpu;
 
 /// One pgbench run's settings.
@@ -29,6 +30,8 @@ pub struct Run<'a> {
     /// `hnsw.ef_search` / `hnsw.iterative_scan`, set through `PGOPTIONS` as our pool sets them
     /// with `SET` on every connection.
     pub session_options: String,
+    /// `-R` and `--latency-limit`: the open model.
+    pub rate: Option<(f64, Duration)>,
 }
 
 /// `-j`: one thread per client, at most one per core (pgbench's own advice).
@@ -66,8 +69,14 @@ fn command(run: &Run<'_>, script: &Path, duration: Duration) -> Command {
         .arg("-T")
         .arg(duration.as_secs().max(1).to_string())
         .arg("-f")
-        .arg(script)
-        .arg("-h")
+        .arg(script);
+    if let Some((rate, limit)) = run.rate {
+        cmd.arg("-R")
+            .arg(format!("{rate}"))
+            .arg("--latency-limit")
+            .arg(limit.as_millis().max(1).to_string());
+    }
+    cmd.arg("-h")
         .arg(t.host())
         .arg("-p")
         .arg(t.port().to_string())
@@ -164,12 +173,18 @@ pub fn read_logs(dir: &Path) -> Result<SideResult, CalibrateError> {
 }
 
 /// Accumulates per-transaction log lines:
-/// `client_id transaction_no time script_no time_epoch time_us` (time = latency in µs, or
-/// `failed` / `skipped`; time_epoch + time_us = when the transaction ended).
+/// `client_id transaction_no time script_no time_epoch time_us [schedule_lag]` (time =
+/// latency in µs, from the scheduled start under `-R`, or `failed` / `skipped`;
+/// time_epoch + time_us = when the transaction ended; schedule_lag in µs under `-R`).
 pub struct LogStats {
     latency: Histogram<u64>,
     ok: u64,
     failed: u64,
+    skipped: u64,
+    late: u64,
+    max_lag_us: u64,
+    // A line had a schedule-lag field: pgbench ran with -R.
+    rated: bool,
     first_start_us: i128,
     last_end_us: i128,
 }
@@ -181,6 +196,10 @@ impl LogStats {
             latency: super::histogram(),
             ok: 0,
             failed: 0,
+            skipped: 0,
+            late: 0,
+            max_lag_us: 0,
+            rated: false,
             first_start_us: i128::MAX,
             last_end_us: i128::MIN,
         }
@@ -197,12 +216,22 @@ impl LogStats {
             let epoch: i128 = f[4].parse().map_err(|_| bad())?;
             let micros: i128 = f[5].parse().map_err(|_| bad())?;
             let end = epoch * 1_000_000 + micros;
+            if let Some(lag) = f.get(6).and_then(|l| l.parse::<f64>().ok()) {
+                self.rated = true;
+                let lag = lag.max(0.0) as u64;
+                self.max_lag_us = self.max_lag_us.max(lag);
+                if f[2] != "skipped" && lag > LATE_AFTER.as_micros() as u64 {
+                    self.late += 1;
+                }
+            }
             match f[2].parse::<u64>() {
                 Ok(latency) => {
                     self.ok += 1;
                     self.latency.saturating_record(latency.max(1));
                     self.first_start_us = self.first_start_us.min(end - latency as i128);
                 }
+                // Skipped: never sent (its schedule lag passed --latency-limit).
+                Err(_) if f[2] == "skipped" => self.skipped += 1,
                 Err(_) => {
                     self.failed += 1;
                     self.first_start_us = self.first_start_us.min(end);
@@ -229,6 +258,11 @@ impl LogStats {
             cpu: Duration::ZERO,
             reported_tps: None,
             mean_rows: None,
+            schedule: self.rated.then(|| Lagged {
+                late: self.late,
+                skipped: self.skipped,
+                max_lag: Duration::from_micros(self.max_lag_us),
+            }),
         }
     }
 }

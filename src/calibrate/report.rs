@@ -35,6 +35,16 @@ pub struct SideFigures {
     /// Rows returned per successful operation (harness side only).
     #[serde(default)]
     pub mean_rows: Option<f64>,
+    /// `--rate`: transactions started more than 10 ms after their scheduled start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<u64>,
+    /// `--rate`: transactions never sent (schedule lag past `--latency-limit`): pgbench's
+    /// "skipped", our "dropped".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<u64>,
+    /// `--rate`: largest schedule lag of a transaction that was sent, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lag_ms: Option<f64>,
 }
 
 impl SideFigures {
@@ -59,6 +69,11 @@ impl SideFigures {
             cpu_s_per_1000_ops: round(r.cpu.as_secs_f64() * 1000.0 / r.ok.max(1) as f64, 4),
             reported_tps: r.reported_tps.map(|t| round(t, 1)),
             mean_rows: r.mean_rows.map(|m| round(m, 3)),
+            late: r.schedule.map(|s| s.late),
+            skipped: r.schedule.map(|s| s.skipped),
+            max_lag_ms: r
+                .schedule
+                .map(|s| round(s.max_lag.as_secs_f64() * 1000.0, 3)),
         }
     }
 }
@@ -87,6 +102,9 @@ pub struct OpCalibration {
     pub cpu_per_1000_ratio: f64,
     /// harness / pgbench p50 latency.
     pub p50_ratio: f64,
+    /// harness / pgbench p95 latency.
+    #[serde(default)]
+    pub p95_ratio: f64,
     /// harness / pgbench p99 latency.
     pub p99_ratio: f64,
     /// The issue's targets for this operation.
@@ -116,30 +134,17 @@ impl OpCalibration {
         let (p, h) = (SideFigures::of(pgbench), SideFigures::of(harness));
         let throughput_ratio = ratio(h.throughput_per_s, p.throughput_per_s);
         let cpu_per_1000_ratio = ratio(h.cpu_s_per_1000_ops, p.cpu_s_per_1000_ops);
-        let min_throughput = match op {
-            CalibOp::Single => 0.95,
-            CalibOp::Retrieve => 0.90,
+        let targets = match (&p.late, &p.skipped) {
+            (Some(late), Some(skipped)) => rate_targets(&p, &h, late + skipped),
+            _ => closed_targets(op, throughput_ratio, cpu_per_1000_ratio),
         };
-        let targets = vec![
-            TargetCheck {
-                name: "throughput harness/pgbench".into(),
-                target: format!(">= {min_throughput}"),
-                measured: throughput_ratio,
-                pass: throughput_ratio >= min_throughput,
-            },
-            TargetCheck {
-                name: "CPU per 1000 ops harness/pgbench".into(),
-                target: "<= 1.5".into(),
-                measured: cpu_per_1000_ratio,
-                pass: cpu_per_1000_ratio > 0.0 && cpu_per_1000_ratio <= 1.5,
-            },
-        ];
         OpCalibration {
             operation: op.op().name().into(),
             sql,
             pgbench_script: script,
             plan,
             p50_ratio: ratio(h.p50_ms, p.p50_ms),
+            p95_ratio: ratio(h.p95_ms, p.p95_ms),
             p99_ratio: ratio(h.p99_ms, p.p99_ms),
             pgbench: p,
             harness: h,
@@ -148,6 +153,64 @@ impl OpCalibration {
             targets,
         }
     }
+}
+
+/// Pgbench behind its schedule on more than this share of transactions (late or skipped): the
+/// rate is past what the server holds, and both sides must show it.
+pub const SATURATED_SHARE: f64 = 0.05;
+
+/// The closed model's targets: our throughput near pgbench's, our CPU per operation at most
+/// 1.5 times its.
+fn closed_targets(op: CalibOp, throughput_ratio: f64, cpu_ratio: f64) -> Vec<TargetCheck> {
+    let min_throughput = match op {
+        CalibOp::Single => 0.95,
+        CalibOp::Retrieve => 0.90,
+    };
+    vec![
+        TargetCheck {
+            name: "throughput harness/pgbench".into(),
+            target: format!(">= {min_throughput}"),
+            measured: throughput_ratio,
+            pass: throughput_ratio >= min_throughput,
+        },
+        TargetCheck {
+            name: "CPU per 1000 ops harness/pgbench".into(),
+            target: "<= 1.5".into(),
+            measured: cpu_ratio,
+            pass: cpu_ratio > 0.0 && cpu_ratio <= 1.5,
+        },
+    ]
+}
+
+/// The open model's targets (`--rate`): below saturation the two measure the same latency
+/// from the schedule (p50 and p95 within 15 %); above it, both fall behind the schedule.
+fn rate_targets(p: &SideFigures, h: &SideFigures, behind: u64) -> Vec<TargetCheck> {
+    let share = |f: &SideFigures, behind: u64| {
+        behind as f64 / (f.ops + f.skipped.unwrap_or(0)).max(1) as f64
+    };
+    let pgbench_behind = share(p, behind);
+    if pgbench_behind <= SATURATED_SHARE {
+        return ["p50", "p95"]
+            .into_iter()
+            .zip([ratio(h.p50_ms, p.p50_ms), ratio(h.p95_ms, p.p95_ms)])
+            .map(|(q, r)| TargetCheck {
+                name: format!("below saturation: {q} latency harness/pgbench"),
+                target: "within 0.85..1.15".into(),
+                measured: r,
+                pass: (0.85..=1.15).contains(&r),
+            })
+            .collect();
+    }
+    let ours = share(h, h.late.unwrap_or(0) + h.skipped.unwrap_or(0));
+    vec![TargetCheck {
+        name: format!(
+            "above saturation (pgbench behind on {:.0} %): harness share late or dropped",
+            pgbench_behind * 100.0
+        ),
+        target: format!("> {SATURATED_SHARE}"),
+        measured: round(ours, 3),
+        pass: ours > SATURATED_SHARE,
+    }]
 }
 
 /// `calibration.json`.
@@ -165,6 +228,12 @@ pub struct CalibrationReport {
     pub duration_s: u64,
     /// Warm-up seconds per side (not measured).
     pub warmup_s: u64,
+    /// `--rate`: transactions per second scheduled on each side (open model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_s: Option<f64>,
+    /// `--latency-limit` with `--rate`, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_limit_ms: Option<u64>,
     /// Cores of this machine.
     pub cores: usize,
     /// `/proc/loadavg` before and after (the machine may be shared).
@@ -206,6 +275,8 @@ impl CalibrationReport {
             pgbench_threads: super::pgbench::threads(settings.clients),
             duration_s: settings.duration.as_secs(),
             warmup_s: settings.warmup.as_secs(),
+            rate_per_s: settings.rate.map(|r| r.0),
+            latency_limit_ms: settings.rate.map(|r| r.1.as_millis() as u64),
             cores: cores(),
             load_average_before: load_before,
             load_average_after: load_after,
@@ -216,7 +287,13 @@ impl CalibrationReport {
                 "throughput = successful operations / (last end - first start); pgbench's from its \
                  per-transaction log (-l), the harness's from its StatsHub"
                     .into(),
-                "pgbench: -n -M prepared -c clients -j min(clients, cores) -T duration".into(),
+                "pgbench: -n -M prepared -c clients -j min(clients, cores) -T duration, with \
+                 --rate also -R rate --latency-limit ms (Poisson arrivals; latency from the \
+                 scheduled start)"
+                    .into(),
+                "harness with --rate: one schedule of Poisson arrivals shared by the users, \
+                 latency from the scheduled start, arrivals later than --latency-limit dropped"
+                    .into(),
                 "harness: Goose users, no think time, bb8 pool of `clients` connections, statement \
                  prepared per connection, each operation recorded in our histograms and in Goose"
                     .into(),
@@ -253,8 +330,13 @@ impl CalibrationReport {
         writeln!(w)?;
         writeln!(
             w,
-            "Calibration against pgbench: {}, {} clients, {}s each",
-            self.target, self.clients, self.duration_s
+            "Calibration against pgbench: {}, {} clients, {}s each{}",
+            self.target,
+            self.clients,
+            self.duration_s,
+            self.rate_per_s.map_or(String::new(), |r| format!(
+                ", open model at {r}/s (latency from the scheduled start)"
+            ))
         )?;
         writeln!(
             w,
@@ -278,18 +360,26 @@ impl CalibrationReport {
             }
             writeln!(
                 w,
-                "{:<28} {:<16} {:>9} {:>10.3} {:>8.3} {:>8} {:>8.3} {:>16.3}",
+                "{:<28} {:<16} {:>9} {:>10.3} {:>8.3} {:>8.3} {:>8.3} {:>16.3}",
                 r.operation,
                 "harness/pgbench",
                 "",
                 r.throughput_ratio,
                 r.p50_ratio,
-                "",
+                r.p95_ratio,
                 r.p99_ratio,
                 r.cpu_per_1000_ratio
             )?;
             if let Some(plan) = &r.plan {
                 writeln!(w, "  plan: {plan}")?;
+            }
+            for (side, f) in [("pgbench", &r.pgbench), ("harness", &r.harness)] {
+                if let (Some(late), Some(skipped), Some(lag)) = (f.late, f.skipped, f.max_lag_ms) {
+                    writeln!(
+                        w,
+                        "  {side} schedule: {late} late (> 10 ms), {skipped} skipped, max lag {lag:.3} ms"
+                    )?;
+                }
             }
             for t in &r.targets {
                 writeln!(

@@ -185,10 +185,7 @@ impl Config {
             )?),
             Some(Command::Metrics) => Mode::Metrics,
             Some(Command::Cleanup) => Mode::Cleanup,
-            Some(Command::Calibrate(a)) => Mode::Calibrate(
-                calibrate_settings(&a.op, a.clients, a.duration, a.warmup, a.queries)
-                    .map_err(bad)?,
-            ),
+            Some(Command::Calibrate(a)) => Mode::Calibrate(calibrate_settings(&a).map_err(bad)?),
             Some(Command::Capacity(a)) => {
                 Mode::Capacity(capacity_settings(&a, &cli.pacing, explicit.users)?)
             }

@@ -104,7 +104,7 @@ pub(super) fn metrics_settings(
 }
 
 /// Validated `calibrate` settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CalibrateSettings {
     /// Operations to compare, in order.
     pub ops: Vec<crate::cli::CalibOp>,
@@ -116,18 +116,29 @@ pub struct CalibrateSettings {
     pub warmup: Duration,
     /// Query vectors stored for the search.
     pub queries: usize,
+    /// Open model on both sides: the rate and the latency limit past which a transaction is
+    /// skipped (pgbench `-R --latency-limit`).
+    pub rate: Option<(f64, Duration)>,
 }
 
 /// Checks the `calibrate` flags.
-pub fn calibrate_settings(
-    ops: &[crate::cli::CalibOp],
-    clients: usize,
-    duration: Duration,
-    warmup: Duration,
-    queries: usize,
-) -> Result<CalibrateSettings, String> {
+pub fn calibrate_settings(a: &crate::cli::CalibrateArgs) -> Result<CalibrateSettings, String> {
+    let (ops, clients, duration, warmup, queries) =
+        (&a.op, a.clients, a.duration, a.warmup, a.queries);
+    let rate = match a.rate {
+        None => None,
+        Some(r) if r.is_finite() && r > 0.0 => {
+            if a.latency_limit < Duration::from_millis(1) {
+                return Err(
+                    "--latency-limit must be at least 1ms (pgbench counts whole ms)".into(),
+                );
+            }
+            Some((r, Duration::from_millis(a.latency_limit.as_millis() as u64)))
+        }
+        Some(r) => return Err(format!("--rate must be above 0, got {r}")),
+    };
     let mut chosen = Vec::new();
-    for &op in ops {
+    for &op in ops.iter() {
         if !chosen.contains(&op) {
             chosen.push(op);
         }
@@ -151,6 +162,7 @@ pub fn calibrate_settings(
         duration: Duration::from_secs(duration.as_secs()),
         warmup: Duration::from_secs(warmup.as_secs()),
         queries,
+        rate,
     })
 }
 

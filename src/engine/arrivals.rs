@@ -11,8 +11,8 @@
 //! `u_i`: `u_i = i` for uniform spacing, `u_i = u_(i-1) + Exp(1)` for Poisson arrivals (by
 //! time rescaling, a Poisson process of the ramped rate).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
@@ -164,35 +164,38 @@ impl Default for Pacing {
     }
 }
 
-/// Where the next arrival is, in expected-count units.
-struct Cursor {
-    position: f64,
-    rng: SmallRng,
-    issued: u64,
-}
-
-impl Cursor {
-    /// The next arrival's position, advancing past it.
-    fn advance(&mut self, spacing: Spacing) -> f64 {
-        let at = self.position;
-        self.position += match spacing {
+/// The arrivals of `plan`, as offsets (seconds) from its start, in order: positions `u_i` in
+/// expected-count units (see the module's doc) mapped through [`Plan::time_of`].
+pub fn offsets(plan: &Plan, seed: u64) -> impl Iterator<Item = f64> + '_ {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0xA5A5_5A5A_0F0F_F0F0);
+    let mut position = 0.0;
+    std::iter::from_fn(move || {
+        let at = position;
+        position += match plan.spacing {
             Spacing::Uniform => 1.0,
             // Exp(1) by inversion; 1 - x is in (0, 1], so the logarithm is finite.
-            Spacing::Poisson => -(1.0 - self.rng.random::<f64>()).ln(),
+            Spacing::Poisson => -(1.0 - rng.random::<f64>()).ln(),
         };
-        self.issued += 1;
-        at
-    }
+        plan.time_of(at)
+    })
 }
 
-/// A schedule being run: arrivals handed out in order, and what became of them.
+/// A schedule being run. A thread of its own (the dispatcher) sleeps until each arrival is
+/// due, with the operating system's microsecond timers rather than the async runtime's
+/// millisecond ones, and queues it; free users take arrivals from the queue in order. An
+/// arrival that waits in the queue past `max_lag` (every user busy) is dropped by the user
+/// that takes it.
 pub struct Schedule {
     plan: Plan,
+    seed: u64,
     users: usize,
     users_started: AtomicU64,
     start: OnceLock<Instant>,
     started: Notify,
-    cursor: Mutex<Cursor>,
+    // The dispatcher's end of the queue, until the clock starts and the dispatcher takes it.
+    sender: Mutex<Option<flume::Sender<Instant>>>,
+    queue: flume::Receiver<Instant>,
+    stop: Arc<AtomicBool>,
     on_time: AtomicU64,
     late: AtomicU64,
     dropped: AtomicU64,
@@ -210,7 +213,7 @@ pub struct ScheduleReport {
     pub offered_per_s: f64,
     /// Arrivals started, per second of it.
     pub achieved_per_s: f64,
-    /// Arrivals due.
+    /// Arrivals due (up to the end of the schedule, or of the run if it stopped early).
     pub offered: u64,
     /// Started within [`LATE_AFTER`] of their intended start.
     pub on_time: u64,
@@ -228,17 +231,17 @@ impl Schedule {
     /// A schedule that starts when the `users` serving it have started (see
     /// [`Schedule::user_started`]) or [`Schedule::start_at`] is first called.
     pub fn new(plan: Plan, seed: u64, users: usize) -> Schedule {
+        let (sender, queue) = flume::unbounded();
         Schedule {
             plan,
+            seed,
             users,
             users_started: AtomicU64::new(0),
             start: OnceLock::new(),
             started: Notify::new(),
-            cursor: Mutex::new(Cursor {
-                position: 0.0,
-                rng: SmallRng::seed_from_u64(seed ^ 0xA5A5_5A5A_0F0F_F0F0),
-                issued: 0,
-            }),
+            sender: Mutex::new(Some(sender)),
+            queue,
+            stop: Arc::new(AtomicBool::new(false)),
             on_time: AtomicU64::new(0),
             late: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -261,11 +264,30 @@ impl Schedule {
         }
     }
 
-    /// Starts the clock at `at`; later calls change nothing.
+    /// Starts the clock at `at` and the dispatcher with it; later calls change nothing.
     pub fn start_at(&self, at: Instant) {
-        if self.start.set(at).is_ok() {
-            self.started.notify_waiters();
+        if self.start.set(at).is_err() {
+            return;
         }
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(sender) = sender {
+            let (plan, seed, stop) = (self.plan.clone(), self.seed, self.stop.clone());
+            let spawned = std::thread::Builder::new()
+                .name("arrivals".into())
+                .spawn(move || dispatch(&plan, seed, at, &sender, &stop));
+            if let Err(e) = spawned {
+                log::error!("cannot start the arrivals thread: {e}");
+            }
+        }
+        self.started.notify_waiters();
+    }
+
+    /// Ends the schedule early (a signal): no arrival is queued after this, and users
+    /// waiting for one return once the queue is empty.
+    pub fn close(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Not started yet: nobody will take the dispatcher's end of the queue.
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     /// When the clock started, if it has.
@@ -289,34 +311,17 @@ impl Schedule {
         *self.start.get().expect("set above")
     }
 
-    /// The next arrival's intended start, or `None` once the schedule is exhausted.
-    fn take(&self, t0: Instant) -> Option<Instant> {
-        let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
-        let at = cursor.advance(self.plan.spacing);
-        match self.plan.time_of(at) {
-            Some(t) => Some(t0 + Duration::from_secs_f64(t)),
-            None => {
-                // Not issued after all: the cursor stays past the end for everyone.
-                cursor.issued -= 1;
-                cursor.position = at;
-                None
-            }
-        }
-    }
-
     /// Waits for an arrival this user can serve and returns its intended start, counting
     /// as dropped every arrival it takes that is already more than `max_lag` overdue. `None`
     /// once the schedule is over, after sleeping `idle` so that a caller in a loop does not
     /// spin while the run winds down.
     pub async fn next_arrival(&self, idle: Duration) -> Option<Instant> {
-        let t0 = self.start(Duration::from_secs(5)).await;
+        self.start(Duration::from_secs(5)).await;
         loop {
-            let Some(intended) = self.take(t0) else {
-                let end = t0 + self.plan.duration();
-                tokio::time::sleep_until(end.max(Instant::now() + idle).into()).await;
+            let Ok(intended) = self.queue.recv_async().await else {
+                tokio::time::sleep(idle).await;
                 return None;
             };
-            tokio::time::sleep_until(intended.into()).await;
             let lag = Instant::now().saturating_duration_since(intended);
             if lag > self.plan.max_lag {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -348,16 +353,20 @@ impl Schedule {
         )
     }
 
-    /// What became of the arrivals; those due but never taken (every user busy until the
-    /// run ended) count as dropped.
+    /// What became of the arrivals due so far (the whole schedule once it is over); those
+    /// due but never taken (every user busy until the run ended) count as dropped.
     pub fn report(&self) -> ScheduleReport {
         let duration = self.plan.duration().as_secs_f64();
+        let elapsed = self
+            .started_at()
+            .map_or(0.0, |t0| t0.elapsed().as_secs_f64())
+            .min(duration);
+        let offered = offsets(&self.plan, self.seed)
+            .take_while(|&t| t <= elapsed)
+            .count() as u64;
         let (on_time, late, dropped) = self.counts();
-        let issued = self.cursor.lock().unwrap_or_else(|p| p.into_inner()).issued;
-        let offered = self.offered().max(issued);
-        // Due, but no user was free to take them before the run ended.
-        let never_taken = offered - issued;
-        let dropped = dropped + never_taken;
+        let taken = on_time + late + dropped;
+        let dropped = dropped + offered.saturating_sub(taken);
         let per_s = |n: u64| {
             if duration > 0.0 {
                 n as f64 / duration
@@ -378,26 +387,37 @@ impl Schedule {
             max_lag_limit_s: self.plan.max_lag.as_secs_f64(),
         }
     }
+}
 
-    /// Arrivals due over the whole schedule: counted by replaying the positions (Poisson
-    /// with the same seed draws the same ones).
-    fn offered(&self) -> u64 {
-        let total = self.plan.expected_by(self.plan.duration().as_secs_f64());
-        match self.plan.spacing {
-            Spacing::Uniform => total.ceil() as u64,
-            Spacing::Poisson => {
-                let cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
-                let mut replay = Cursor {
-                    position: cursor.position,
-                    rng: cursor.rng.clone(),
-                    issued: cursor.issued,
-                };
-                drop(cursor);
-                while replay.position < total {
-                    replay.advance(Spacing::Poisson);
-                }
-                replay.issued
+impl Drop for Schedule {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The dispatcher: queues each arrival when it is due, until the plan ends, the queue's
+/// users are gone or `stop` is set. Sleeps at most 100 ms at a time so that a stop is seen.
+fn dispatch(
+    plan: &Plan,
+    seed: u64,
+    t0: Instant,
+    queue: &flume::Sender<Instant>,
+    stop: &AtomicBool,
+) {
+    for offset in offsets(plan, seed) {
+        let due = t0 + Duration::from_secs_f64(offset);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
             }
+            let left = due.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+        if queue.send(due).is_err() {
+            return;
         }
     }
 }
@@ -521,20 +541,16 @@ mod tests {
             Spacing::Poisson,
             Duration::ZERO,
         );
-        let schedule = Schedule::new(plan, 7, 1);
-        let t0 = Instant::now();
-        let mut n = 0u64;
-        let mut gaps = Vec::new();
-        let mut last = t0;
-        while let Some(at) = schedule.take(t0) {
-            gaps.push((at - last).as_secs_f64());
-            last = at;
-            n += 1;
-        }
+        let times: Vec<f64> = offsets(&plan, 7).collect();
         // 20,000 expected; a Poisson count's standard deviation is about 141.
-        assert!((19_500..=20_500).contains(&n), "{n}");
-        assert_eq!(schedule.offered(), n, "replaying draws the same arrivals");
+        assert!((19_500..=20_500).contains(&times.len()), "{}", times.len());
+        assert_eq!(
+            offsets(&plan, 7).count(),
+            times.len(),
+            "the same seed, the same arrivals"
+        );
         // Exponential gaps: the standard deviation equals the mean.
+        let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
         let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
         assert!(
@@ -545,21 +561,60 @@ mod tests {
     }
 
     #[test]
-    fn uniform_arrivals_are_evenly_spaced_and_all_counted() {
+    fn uniform_arrivals_are_evenly_spaced() {
         let plan = Plan::constant(
             200.0,
             Duration::from_secs(2),
             Spacing::Uniform,
             Duration::ZERO,
         );
-        let schedule = Schedule::new(plan, 1, 1);
-        let t0 = Instant::now();
-        let times: Vec<Instant> = std::iter::from_fn(|| schedule.take(t0)).collect();
+        let times: Vec<f64> = offsets(&plan, 1).collect();
         assert_eq!(times.len(), 400);
-        assert_eq!(times[1] - times[0], Duration::from_millis(5));
-        assert_eq!(schedule.report().offered, 400);
-        // Every arrival was issued and none started: a report now counts none as never taken.
-        assert_eq!(schedule.report().dropped, 0);
+        assert!((times[1] - times[0] - 0.005).abs() < 1e-12);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn arrivals_come_on_time_and_are_dropped_when_nobody_takes_them() {
+        // 200/s for 1 s, one user taking each as it comes: on time, within a millisecond.
+        let plan = Plan::constant(
+            200.0,
+            Duration::from_secs(1),
+            Spacing::Uniform,
+            Duration::from_millis(50),
+        );
+        let schedule = Schedule::new(plan, 1, 1);
+        schedule.user_started();
+        let mut lags = Vec::new();
+        while let Some(intended) = schedule.next_arrival(Duration::ZERO).await {
+            lags.push(intended.elapsed());
+        }
+        let r = schedule.report();
+        assert_eq!(
+            (r.offered, r.on_time + r.late, r.dropped),
+            (200, 200, 0),
+            "{r:?}"
+        );
+        lags.sort();
+        assert!(
+            lags[100] < Duration::from_millis(1),
+            "median lag {:?}",
+            lags[100]
+        );
+        // A user that sleeps 300 ms finds the arrivals of that time older than max_lag.
+        let plan = Plan::constant(
+            100.0,
+            Duration::from_millis(500),
+            Spacing::Uniform,
+            Duration::from_millis(50),
+        );
+        let schedule = Schedule::new(plan, 1, 1);
+        schedule.user_started();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        while schedule.next_arrival(Duration::ZERO).await.is_some() {}
+        let r = schedule.report();
+        assert_eq!(r.offered, 50, "{r:?}");
+        assert!((20..=30).contains(&r.dropped), "{r:?}");
+        assert_eq!(r.on_time + r.late + r.dropped, 50);
     }
 
     #[test]

@@ -148,6 +148,14 @@ pub async fn run(
     let (attack, staged) = attack(goose, &shared, pacing).map_err(goose_err)?;
 
     let beside = Beside::start(&shared, endpoints, connections.pool_size);
+    if let Some(schedule) = &shared.schedule {
+        // A signal ends the schedule too: users waiting for an arrival return.
+        let (schedule, signal) = (schedule.clone(), shutdown.token());
+        tokio::spawn(async move {
+            signal.cancelled().await;
+            schedule.close();
+        });
+    }
     let started = Instant::now();
     let cpu_before = overhead::self_cpu();
     let outcome = attack.execute().await;

@@ -91,3 +91,87 @@ async fn calibrate_runs_both_sides_and_writes_the_report() {
     assert_eq!(report.results[1].harness.mean_rows, Some(1.0));
     pg.stop().await;
 }
+
+/// `calibrate --rate` on `pg`: returns the report.
+async fn calibrate_at(pg: &Pg, extra: &[&str]) -> CalibrationReport {
+    let reports = temp_dir();
+    let url = pg.url();
+    let dir = reports.path().to_str().unwrap();
+    let mut args = vec!["calibrate", "--database-url", &url, "--report-dir", dir];
+    args.extend(SMALL_DATA);
+    args.extend(extra);
+    let run = run_bin(&args, &[]).await;
+    run.expect_code(0);
+    eprintln!("{}", run.stdout());
+    let text = std::fs::read_to_string(reports.path().join("calibration.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calibrate_at_a_rate_compares_latency_from_the_schedule() {
+    let pg = Pg::start().await;
+    // Below saturation: a few hundred lookups a second, both sides on schedule.
+    let report = calibrate_at(
+        &pg,
+        &[
+            "--op",
+            "retrieve",
+            "--rate",
+            "200",
+            "--duration",
+            "8s",
+            "--warmup",
+            "1s",
+        ],
+    )
+    .await;
+    assert_eq!(report.rate_per_s, Some(200.0));
+    let r = &report.results[0];
+    for (side, f) in [("pgbench", &r.pgbench), ("harness", &r.harness)] {
+        assert!(
+            (1400..=1800).contains(&f.ops),
+            "{side} ran {} at 200/s for 8 s",
+            f.ops
+        );
+        assert_eq!(f.skipped, Some(0), "{side}: {f:?}");
+        assert!(f.max_lag_ms.unwrap() < 100.0, "{side}: {f:?}");
+    }
+    assert!(
+        r.targets
+            .iter()
+            .all(|t| t.name.starts_with("below saturation")),
+        "{r:?}"
+    );
+    // The two measure the same thing: their medians within 30 % here (the README's runs, at
+    // 10 s and more, agree within 15 %). A 1 ms timer on our side alone would double it.
+    assert!((0.7..=1.3).contains(&r.p50_ratio), "{r:?}");
+
+    // Far above what two clients can serve: both fall behind and skip.
+    let report = calibrate_at(
+        &pg,
+        &[
+            "--op",
+            "retrieve",
+            "--rate",
+            "200000",
+            "--clients",
+            "2",
+            "--latency-limit",
+            "50ms",
+            "--duration",
+            "2s",
+            "--warmup",
+            "0s",
+        ],
+    )
+    .await;
+    let r = &report.results[0];
+    assert!(r.pgbench.skipped.unwrap() > 0, "{r:?}");
+    assert!(r.harness.skipped.unwrap() > 0, "{r:?}");
+    assert_eq!(r.targets.len(), 1, "{r:?}");
+    assert!(
+        r.targets[0].name.starts_with("above saturation") && r.targets[0].pass,
+        "{r:?}"
+    );
+    pg.stop().await;
+}

@@ -242,6 +242,7 @@ async fn pgbench_checks_the_server_certificate_as_the_harness_does() {
             clients: 1,
             duration: Duration::from_secs(1),
             session_options: String::new(),
+            rate: None,
         };
         pgbench::measure(&run, Duration::ZERO)
     };
