@@ -215,13 +215,25 @@ async fn run_capacity(
     shutdown: &Shutdown,
     sidecar: &Sidecar,
 ) -> Result<Exit, AppError> {
+    let dataset = prepare_for_load(config, endpoints, shutdown, sidecar).await?;
+    let run = crate::capacity::run(job, endpoints, dataset, sidecar.client(), shutdown);
+    Ok(run.await?)
+}
+
+/// The data, on every endpoint: the replicas must have replayed the seed before reads go to
+/// them. Then the exporter is announced: the load begins.
+async fn prepare_for_load(
+    config: &Config,
+    endpoints: &Endpoints,
+    shutdown: &Shutdown,
+    sidecar: &Sidecar,
+) -> Result<Arc<Dataset>, AppError> {
     let dataset = prepare(config, endpoints, shutdown).await?;
     if !endpoints.replicas.is_empty() {
         wait_for_replicas(&endpoints.replicas, dataset.total_rows()).await?;
     }
     sidecar.announce();
-    let run = crate::capacity::run(job, endpoints, dataset, sidecar.client(), shutdown);
-    Ok(run.await?)
+    Ok(dataset)
 }
 
 /// The data every mode but `metrics` and `cleanup` runs on, prepared unless a signal comes
@@ -260,12 +272,8 @@ async fn run_load(
     shutdown: &Shutdown,
     sidecar: &Sidecar,
 ) -> Result<Exit, AppError> {
-    let dataset = prepare(config, endpoints, shutdown).await?;
-    if !endpoints.replicas.is_empty() {
-        wait_for_replicas(&endpoints.replicas, dataset.total_rows()).await?;
-    }
+    let dataset = prepare_for_load(config, endpoints, shutdown, sidecar).await?;
     let started_at = chrono::Utc::now();
-    sidecar.announce();
     let job = load::Job {
         connections: &config.connections,
         workload: &config.workload,

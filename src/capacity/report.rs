@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::cli::Sweep;
@@ -322,11 +325,48 @@ fn slo_lines(report: &CapacityReport) -> Vec<(String, f64)> {
     lines
 }
 
+/// Both panels' coordinates: linear, in f64.
+type Plane = Cartesian2d<RangedCoordf64, RangedCoordf64>;
+
+/// One panel of the plot: linear axes from 0 to `top`, whole numbers on the x axis.
+fn panel<'a>(
+    area: &DrawingArea<SVGBackend<'a>, Shift>,
+    title: &str,
+    top: (f64, f64),
+    desc: (&str, &str),
+) -> Option<ChartContext<'a, SVGBackend<'a>, Plane>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..top.0, 0.0f64..top.1)
+        .ok()?;
+    let _ = chart
+        .configure_mesh()
+        .x_labels(8)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .light_line_style(WHITE)
+        .x_desc(desc.0)
+        .y_desc(desc.1)
+        .draw();
+    Some(chart)
+}
+
+/// The series' legend, top left.
+fn legend<'a>(chart: &mut ChartContext<'a, SVGBackend<'a>, Plane>) {
+    let _ = chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw();
+}
+
 /// Response time p50/p95/p99 of the headline search against the load, with the
 /// latency objectives' targets; and achieved against offered throughput.
 // Long (about 130 lines): plotters' builder chain for two panels, read top to bottom.
 pub fn plot_svg(report: &CapacityReport) -> String {
-    use plotters::prelude::*;
     let steps: Vec<&Step> = {
         let mut s: Vec<&Step> = report.steps.iter().collect();
         s.sort_by(|a, b| a.load.total_cmp(&b.load));
@@ -353,24 +393,8 @@ pub fn plot_svg(report: &CapacityReport) -> String {
         let root = SVGBackend::with_string(&mut svg, (1100, 460)).into_drawing_area();
         let _ = root.fill(&WHITE);
         let (left, right) = root.split_horizontally(550);
-        if let Ok(mut chart) = ChartBuilder::on(&left)
-            .caption(
-                format!("{} response time (ms)", HEADLINE.name()),
-                ("sans-serif", 16),
-            )
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..hi, 0.0f64..y_max)
-        {
-            let _ = chart
-                .configure_mesh()
-                .x_labels(8)
-                .x_label_formatter(&|x| format!("{x:.0}"))
-                .light_line_style(WHITE)
-                .x_desc(x_desc)
-                .y_desc("ms")
-                .draw();
+        let title = format!("{} response time (ms)", HEADLINE.name());
+        if let Some(mut chart) = panel(&left, &title, (hi, y_max), (x_desc, "ms")) {
             let pick: [(&str, Percentile); 3] =
                 [("p50", |t| t.p50), ("p95", |t| t.p95), ("p99", |t| t.p99)];
             for (i, (name, f)) in pick.into_iter().enumerate() {
@@ -394,12 +418,7 @@ pub fn plot_svg(report: &CapacityReport) -> String {
                     ("sans-serif", 11).into_font().color(&RED),
                 )));
             }
-            let _ = chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw();
+            legend(&mut chart);
         }
         let achieved: Vec<(f64, f64)> = steps.iter().map(|s| (s.load, s.achieved_per_s)).collect();
         let top = achieved
@@ -408,21 +427,8 @@ pub fn plot_svg(report: &CapacityReport) -> String {
             .chain(steps.iter().filter_map(|s| s.offered_per_s))
             .fold(1.0, f64::max)
             * 1.2;
-        if let Ok(mut chart) = ChartBuilder::on(&right)
-            .caption("achieved throughput (operations/s)", ("sans-serif", 16))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..hi, 0.0f64..top)
-        {
-            let _ = chart
-                .configure_mesh()
-                .x_labels(8)
-                .x_label_formatter(&|x| format!("{x:.0}"))
-                .light_line_style(WHITE)
-                .x_desc(x_desc)
-                .y_desc("per second")
-                .draw();
+        let title = "achieved throughput (operations/s)";
+        if let Some(mut chart) = panel(&right, title, (hi, top), (x_desc, "per second")) {
             if report.sweep == Sweep::Rate {
                 let end = hi.min(top);
                 let diagonal = vec![(0.0, 0.0), (end, end)];
@@ -446,12 +452,7 @@ pub fn plot_svg(report: &CapacityReport) -> String {
                 let style = if s.held { color.filled() } else { RED.filled() };
                 Circle::new((s.load, s.achieved_per_s), 4, style)
             }));
-            let _ = chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw();
+            legend(&mut chart);
         }
         let _ = root.present();
     }
