@@ -153,7 +153,7 @@ async fn calibrate_at_a_rate_compares_latency_from_the_schedule() {
             "--op",
             "retrieve",
             "--rate",
-            "200000",
+            "100000",
             "--clients",
             "2",
             "--latency-limit",

@@ -109,9 +109,9 @@ async fn an_overload_shows_in_response_time_and_dropped_arrivals() {
         &pg.url(),
         &[
             "--arrival-rate",
-            "20000",
+            "6000",
             "--run-time",
-            "6s",
+            "5s",
             "--max-in-flight",
             "2",
             "--bulk-user-share",
