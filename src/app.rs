@@ -288,10 +288,7 @@ async fn run_load(
         target: endpoints.primary.display(),
         layout: table.layout.to_string(),
         dataset: dataset.describe(),
-        index: format!(
-            "hnsw m={} ef_construction={} ef_search={} iterative_scan={}",
-            table.m, table.ef_construction, session.ef_search, session.iterative_scan
-        ),
+        index: table.describe_index(session),
         max_users: result.max_users,
         interrupted: result.interrupted,
     };
@@ -328,7 +325,12 @@ pub async fn prepare_data(
         .connect()
         .await
         .map_err(|e| connect_error(primary, e))?;
-    let version = schema::ensure_pgvector(&client, session.iterative_scan != "off").await?;
+    let version = schema::ensure_pgvector(
+        &client,
+        session.iterative_scan != "off",
+        data.table.vector_type == crate::workload::VectorType::Halfvec,
+    )
+    .await?;
     let namespaces: Vec<String> = (0..dataset.namespace_count())
         .map(|ns| dataset.namespace_name(ns))
         .collect();
@@ -348,7 +350,7 @@ pub async fn prepare_data(
         return Ok(dataset);
     }
     eprintln!("seeding {} ...", dataset.describe());
-    let timings = seed::copy_dataset(primary, dataset.clone(), 2)
+    let timings = seed::copy_dataset(primary, dataset.clone(), data.table.vector_type, 2)
         .await
         .map_err(AppError::Seed)?;
     eprintln!(

@@ -397,8 +397,45 @@ pub struct DataArgs {
         help_heading = "Schema and data"
     )]
     pub ef_search: Vec<u32>,
-    /// hnsw.iterative_scan (default: relaxed_order for hash:N, else off); `bench` takes a
-    /// comma-separated list to sweep.
+    /// The embedding column's type: vector (4-byte floats) or halfvec (2-byte: half the
+    /// storage and index size).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = crate::workload::VectorType::Vector,
+        help_heading = "Schema and data"
+    )]
+    pub vector_type: crate::workload::VectorType,
+    /// The approximate index: hnsw (--m, --ef-construction, --ef-search) or ivfflat (--lists,
+    /// --probes).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = crate::db::schema::IndexKind::Hnsw,
+        help_heading = "Schema and data"
+    )]
+    pub index: crate::db::schema::IndexKind,
+    /// IVFFlat lists (per partition index).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 100,
+        help_heading = "Schema and data"
+    )]
+    pub lists: u32,
+    /// ivfflat.probes for every query; `bench` takes a comma-separated list to sweep.
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "10",
+        help_heading = "Schema and data"
+    )]
+    pub probes: Vec<u32>,
+    /// hnsw.iterative_scan or ivfflat.iterative_scan (default: relaxed_order for hash:N, else
+    /// off; ivfflat has no strict_order); `bench` takes a comma-separated list to sweep.
     #[arg(
         long,
         global = true,

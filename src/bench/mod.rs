@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BenchSettings, Connections, Reports, Workload};
 use crate::db::pool::{self, Session};
-use crate::db::schema::TableSpec;
+use crate::db::schema::{IndexKind, TableSpec};
 use crate::db::target::{describe_pg_error, ConnectError, Target};
 use crate::db::Endpoints;
 use crate::engine::attack;
@@ -92,6 +92,7 @@ struct Spec {
     iterations_per_user: usize,
     warmup_per_user: usize,
     ef_search: u32,
+    probes: u32,
     iterative_scan: String,
 }
 
@@ -156,6 +157,13 @@ pub async fn run(
             m: job.table.m,
             ef_construction: job.table.ef_construction,
             ef_search: settings.ef_search.clone(),
+            vector_type: job.table.vector_type.sql().into(),
+            index: job.table.index.name().into(),
+            lists: (job.table.index == IndexKind::Ivfflat).then_some(job.table.lists),
+            probes: match job.table.index {
+                IndexKind::Ivfflat => settings.probes.clone(),
+                IndexKind::Hnsw => Vec::new(),
+            },
             iterative_scan: settings.iterative_scan.clone(),
             warmup_iterations: settings.warmup,
             server_version: versions.0,
@@ -188,7 +196,20 @@ pub async fn run(
 /// concurrent and bulk benchmarks at the session's settings.
 fn specs(settings: &BenchSettings, session: &Session) -> Vec<Spec> {
     let mut specs = Vec::new();
-    for ef in &settings.ef_search {
+    // The sweep: ef_search on an HNSW index, probes on an IVFFlat one.
+    let breadths: Vec<(u32, u32)> = match session.index {
+        IndexKind::Hnsw => settings
+            .ef_search
+            .iter()
+            .map(|&e| (e, session.probes))
+            .collect(),
+        IndexKind::Ivfflat => settings
+            .probes
+            .iter()
+            .map(|&p| (session.ef_search, p))
+            .collect(),
+    };
+    for (ef, probes) in breadths {
         for mode in &settings.iterative_scan {
             let spec = |name, op, users, n: usize| Spec {
                 name,
@@ -196,7 +217,8 @@ fn specs(settings: &BenchSettings, session: &Session) -> Vec<Spec> {
                 users,
                 iterations_per_user: n,
                 warmup_per_user: settings.warmup,
-                ef_search: *ef,
+                ef_search: ef,
+                probes,
                 iterative_scan: mode.clone(),
             };
             if settings.single > 0 {
@@ -224,6 +246,7 @@ fn specs(settings: &BenchSettings, session: &Session) -> Vec<Spec> {
         iterations_per_user: n,
         warmup_per_user: settings.warmup.div_ceil(users.max(1)),
         ef_search: session.ef_search,
+        probes: session.probes,
         iterative_scan: session.iterative_scan.clone(),
     };
     if settings.concurrent_clients > 0 {
@@ -278,12 +301,15 @@ async fn open_pool(
     spec: &Spec,
 ) -> Result<(Session, pool::Pool), BenchError> {
     let session = Session {
+        index: job.connections.session.index,
+        probes: spec.probes,
         ef_search: spec.ef_search,
         iterative_scan: spec.iterative_scan.clone(),
         statement_timeout: job.connections.session.statement_timeout,
     };
     let size = spec.users as u32 + 1;
-    let pool = pool::build(primary, &session, size, job.connections.pool_timeout)
+    let vt = job.workload.vector_type;
+    let pool = pool::build(primary, &session, vt, size, job.connections.pool_timeout)
         .await
         .map_err(|source| BenchError::Connect {
             what: "pool",
@@ -302,9 +328,12 @@ async fn measure(
 ) -> Result<BenchResult, BenchError> {
     println!();
     println!(
-        "{} (ef_search={}, iterative_scan={})",
+        "{} ({}, iterative_scan={})",
         report::title(spec.name),
-        spec.ef_search,
+        match job.connections.session.index {
+            IndexKind::Hnsw => format!("ef_search={}", spec.ef_search),
+            IndexKind::Ivfflat => format!("probes={}", spec.probes),
+        },
         spec.iterative_scan
     );
     let (session, pool) = open_pool(job, primary, spec).await?;
@@ -361,10 +390,10 @@ async fn measure(
     };
     let searched = std::mem::take(&mut *shared.searched.lock().unwrap_or_else(|p| p.into_inner()));
     let recalls = match k {
-        Some(k) => judge(primary, &session, searched, k, workload.min_similarity).await?,
+        Some(k) => judge(primary, &session, searched, k, &workload).await?,
         None => Vec::new(),
     };
-    Ok(BenchResult::new(
+    let mut result = BenchResult::new(
         spec.name,
         spec.users,
         spec.warmup_per_user * spec.users,
@@ -375,7 +404,9 @@ async fn measure(
         &recalls,
         peak,
         (spec.op == Op::BulkInsert).then_some(settings.bulk_rows),
-    ))
+    );
+    result.probes = (session.index == IndexKind::Ivfflat).then_some(spec.probes);
+    Ok(result)
 }
 
 /// One Goose attack: `spec.users` users, each running `iterations` transactions, no think time.
@@ -412,12 +443,14 @@ async fn judge(
     session: &Session,
     searched: Vec<(Request, Vec<Hit>)>,
     k: u32,
-    min_similarity: Option<f64>,
+    workload: &Workload,
 ) -> Result<Vec<f64>, BenchError> {
     use futures::StreamExt;
+    let (min_similarity, vt) = (workload.min_similarity, workload.vector_type);
     let pool = pool::build(
         &primary.with_application_name(TRUTH_APP),
         session,
+        vt,
         4,
         Duration::from_secs(60),
     )
@@ -441,7 +474,7 @@ async fn judge(
                     _ => return Ok(1.0),
                 };
                 let (mut conn, _) = pool.checkout().await.map_err(BenchError::Checkout)?;
-                let truth = recall::exact_top_k(&mut conn.client, scope, query, k as i64)
+                let truth = recall::exact_top_k(&mut conn.client, scope, query, k as i64, vt)
                     .await
                     .map_err(|source| BenchError::Query {
                         what: "ground truth",

@@ -46,6 +46,18 @@ pub struct Settings {
     pub ef_construction: u32,
     /// ef_search values measured.
     pub ef_search: Vec<u32>,
+    /// The embedding column's type (`vector`, `halfvec`).
+    #[serde(default)]
+    pub vector_type: String,
+    /// The index (`hnsw`, `ivfflat`).
+    #[serde(default)]
+    pub index: String,
+    /// IVFFlat lists.
+    #[serde(default)]
+    pub lists: Option<u32>,
+    /// ivfflat.probes values measured (IVFFlat).
+    #[serde(default)]
+    pub probes: Vec<u32>,
     /// iterative_scan modes measured.
     pub iterative_scan: Vec<String>,
     /// Warm-up iterations before each benchmark (excluded from its statistics).
@@ -92,6 +104,9 @@ pub struct BenchResult {
     pub pool_wait_p95_ms: f64,
     /// hnsw.ef_search.
     pub ef_search: u32,
+    /// ivfflat.probes, on an IVFFlat index (then ef_search does not apply).
+    #[serde(default)]
+    pub probes: Option<u32>,
     /// hnsw.iterative_scan.
     pub iterative_scan: String,
     /// k of a search.
@@ -117,6 +132,14 @@ fn ms(us: u64) -> f64 {
 }
 
 impl BenchResult {
+    /// The search breadth measured: `ef=40`, or `probes=10` on an IVFFlat index.
+    pub fn breadth(&self) -> String {
+        match self.probes {
+            Some(p) => format!("probes={p}"),
+            None => format!("ef={}", self.ef_search),
+        }
+    }
+
     /// Builds a result from the measured statistics.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -158,6 +181,7 @@ impl BenchResult {
             qps: (per_s * 10.0).round() / 10.0,
             pool_wait_p95_ms: ms(stats.pool_wait.value_at_percentile(95.0)),
             ef_search: index.0,
+            probes: None,
             iterative_scan: index.1,
             k,
             recall_mean: (!recalls.is_empty())
@@ -303,14 +327,14 @@ impl BenchReport {
             writeln!(
                 w,
                 "  {:<20} {:>9} {:<14} {:>8} {:>8} {:>8} {:>8} {:>7}",
-                "operation", "ef_search", "iter. scan", "recall", "p5", "p95 ms", "qps", "short"
+                "operation", "ef/probes", "iter. scan", "recall", "p5", "p95 ms", "qps", "short"
             )?;
             for r in searches {
                 writeln!(
                     w,
                     "  {:<20} {:>9} {:<14} {:>8.4} {:>8.4} {:>8.3} {:>8.1} {:>6.1}%",
                     r.operation,
-                    r.ef_search,
+                    r.breadth(),
                     r.iterative_scan,
                     r.recall_mean.unwrap_or(0.0),
                     r.recall_p5.unwrap_or(0.0),
@@ -490,7 +514,7 @@ pub fn plot_svg(results: &[BenchResult]) -> String {
                     let p = (r.recall_mean.unwrap_or(0.0), y_of(r));
                     EmptyElement::at(p)
                         + Circle::new((0, 0), 4, color.filled())
-                        + Text::new(format!("ef={}", r.ef_search), (6, -12), ("sans-serif", 11))
+                        + Text::new(r.breadth(), (6, -12), ("sans-serif", 11))
                 }));
             }
             let _ = chart

@@ -377,7 +377,7 @@ async fn calibrate_op(
     check_names(dataset, params)?;
     let plan = match op {
         CalibOp::Single => {
-            store_queries(primary, dataset, settings.queries, job.workload.seed).await?;
+            store_queries(primary, dataset, settings.queries, job.workload).await?;
             Some(check_plan(primary, &session_sql, &harness_sql(op, k)).await?)
         }
         CalibOp::Retrieve => None,
@@ -442,12 +442,15 @@ fn check_names(dataset: &Dataset, params: Params) -> Result<(), CalibrateError> 
 
 /// (Re)creates the query table with `queries` query vectors drawn as the load test draws
 /// them (a random namespace, then `Dataset::query_vector`), seeded.
+/// (Re)creates the query table, its embeddings of the type of `memory_entries`' (so that the
+/// statement compares like with like, and uses the index, without a cast).
 async fn store_queries(
     primary: &Target,
     dataset: &Dataset,
     queries: usize,
-    seed: u64,
+    workload: &Workload,
 ) -> Result<(), CalibrateError> {
+    let (seed, vt) = (workload.seed, workload.vector_type.sql());
     let db = CalibrateError::query("query table");
     let client = primary
         .connect()
@@ -458,7 +461,7 @@ async fn store_queries(
         .batch_execute(&format!(
             "DROP TABLE IF EXISTS {QUERIES_TABLE}; \
              CREATE TABLE {QUERIES_TABLE} (id int PRIMARY KEY, namespace text NOT NULL, \
-             embedding vector({dim}) NOT NULL)"
+             embedding {vt}({dim}) NOT NULL)"
         ))
         .await
         .map_err(db)?;

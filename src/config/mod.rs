@@ -153,7 +153,7 @@ impl Config {
 
         let is_bench = matches!(cli.command, Some(Command::Bench(_)));
         let (layout, iterative_scans) = index_and_data(&cli.data, is_bench)?;
-        let workload = workload(&cli.workload, cli.data.seed)?;
+        let workload = workload(&cli.workload, cli.data.seed, cli.data.vector_type)?;
 
         let explicit = Explicit {
             users: goose.users,
@@ -181,6 +181,7 @@ impl Config {
             Some(Command::Bench(args)) => Mode::Bench(bench_settings(
                 args,
                 cli.data.ef_search.clone(),
+                cli.data.probes.clone(),
                 iterative_scans.clone(),
             )?),
             Some(Command::Metrics) => Mode::Metrics,
@@ -207,6 +208,8 @@ impl Config {
                 pool_size: cli.db.pool_size,
                 pool_timeout: cli.db.pool_timeout,
                 session: Session {
+                    index: cli.data.index,
+                    probes: cli.data.probes[0],
                     ef_search: cli.data.ef_search[0],
                     iterative_scan: iterative_scans[0].clone(),
                     statement_timeout,
@@ -218,6 +221,9 @@ impl Config {
                     dim: cli.data.dim,
                     m: cli.data.m,
                     ef_construction: cli.data.ef_construction,
+                    vector_type: cli.data.vector_type,
+                    index: cli.data.index,
+                    lists: cli.data.lists,
                 },
                 dataset: DatasetSpec {
                     namespaces: cli.data.namespaces,
@@ -305,11 +311,14 @@ fn index_and_data(
             IterativeScan::Off.as_str().into()
         });
     }
-    if !is_bench && (iterative_scans.len() > 1 || data.ef_search.len() > 1) {
+    if !is_bench && (iterative_scans.len() > 1 || data.ef_search.len() > 1 || data.probes.len() > 1)
+    {
         return Err(bad(
-            "lists of --ef-search / --iterative-scan values are only for `bench` (a sweep)",
+            "lists of --ef-search / --probes / --iterative-scan values are only for `bench` (a \
+             sweep)",
         ));
     }
+    check_ivfflat(data, &iterative_scans)?;
     if data.m < 2 || data.m > 100 {
         return Err(bad("--m must be between 2 and 100 (pgvector's limits)"));
     }
@@ -346,8 +355,39 @@ fn index_and_data(
     Ok((layout, iterative_scans))
 }
 
+/// IVFFlat's settings: lists and probes in pgvector's ranges, probes no more than lists, and
+/// no `strict_order` (IVFFlat's iterative scan has only `relaxed_order`).
+fn check_ivfflat(
+    data: &crate::cli::DataArgs,
+    iterative_scans: &[String],
+) -> Result<(), ConfigError> {
+    if data.lists == 0 || data.lists > 32_768 {
+        return Err(bad(
+            "--lists must be between 1 and 32768 (pgvector's limits)",
+        ));
+    }
+    if data.probes.is_empty() || data.probes.iter().any(|&p| p == 0 || p > data.lists) {
+        return Err(bad(format!(
+            "--probes must be between 1 and --lists ({})",
+            data.lists
+        )));
+    }
+    if data.index == crate::db::schema::IndexKind::Ivfflat
+        && iterative_scans.iter().any(|m| m == "strict_order")
+    {
+        return Err(bad(
+            "--iterative-scan strict_order is HNSW's only: IVFFlat has off and relaxed_order",
+        ));
+    }
+    Ok(())
+}
+
 /// The workload's knobs, checked.
-fn workload(w: &crate::cli::WorkloadArgs, seed: u64) -> Result<Workload, ConfigError> {
+fn workload(
+    w: &crate::cli::WorkloadArgs,
+    seed: u64,
+    vector_type: crate::workload::VectorType,
+) -> Result<Workload, ConfigError> {
     if w.k == 0 || w.cross_k == 0 || w.k > 1000 || w.cross_k > 1000 {
         return Err(bad("--k and --cross-k must be between 1 and 1000"));
     }
@@ -378,6 +418,7 @@ fn workload(w: &crate::cli::WorkloadArgs, seed: u64) -> Result<Workload, ConfigE
         bulk_batch: w.bulk_batch,
         bulk_user_share: w.bulk_user_share,
         seed,
+        vector_type,
     })
 }
 

@@ -25,6 +25,8 @@ pub struct BenchSettings {
     pub warmup: usize,
     /// Every `hnsw.ef_search` the search benchmarks measure (the first is the session's).
     pub ef_search: Vec<u32>,
+    /// Every `ivfflat.probes` they measure on an IVFFlat index (the first is the session's).
+    pub probes: Vec<u32>,
     /// Every `hnsw.iterative_scan` mode they measure (the first is the session's).
     pub iterative_scan: Vec<String>,
 }
@@ -32,6 +34,7 @@ pub struct BenchSettings {
 pub(super) fn bench_settings(
     args: crate::cli::BenchArgs,
     ef_search: Vec<u32>,
+    probes: Vec<u32>,
     iterative_scan: Vec<String>,
 ) -> Result<BenchSettings, ConfigError> {
     let on = |benchmark: Benchmark, n: usize| {
@@ -61,6 +64,7 @@ pub(super) fn bench_settings(
             args.warmup
         },
         ef_search,
+        probes,
         iterative_scan,
     })
 }

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_postgres::Client;
 
+use super::schema::IndexKind;
 use super::target::{ConnectError, Target};
 use crate::workload::failure::Failure;
 use crate::workload::ops::Statements;
+use crate::workload::VectorType;
 
 /// What every connection of a pool prepares once, after its session settings.
 pub trait Prepare: Send + Sync + 'static {
@@ -26,14 +28,15 @@ pub trait Prepare: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Prepared, tokio_postgres::Error>> + Send;
 }
 
-/// The workload's statements: the load test's and the benchmarks' pools.
-pub struct Workload;
+/// The workload's statements for an `embedding` column of this type: the load test's and the
+/// benchmarks' pools.
+pub struct Workload(pub VectorType);
 
 impl Prepare for Workload {
     type Prepared = Statements;
 
     async fn prepare(&self, client: &Client) -> Result<Statements, tokio_postgres::Error> {
-        Statements::prepare(client).await
+        Statements::prepare(client, self.0).await
     }
 }
 
@@ -78,9 +81,14 @@ impl<P: Prepare> bb8::ManageConnection for Manager<P> {
 /// Session settings applied to every pooled connection.
 #[derive(Debug, Clone, Default)]
 pub struct Session {
+    /// The index searched: which of the settings below apply.
+    pub index: IndexKind,
     /// `hnsw.ef_search`.
     pub ef_search: u32,
-    /// `hnsw.iterative_scan` (`off`, `relaxed_order`, `strict_order`).
+    /// `ivfflat.probes`.
+    pub probes: u32,
+    /// `hnsw.iterative_scan` or `ivfflat.iterative_scan` (`off`, `relaxed_order`,
+    /// `strict_order`: HNSW only).
     pub iterative_scan: String,
     /// `statement_timeout`, if any.
     pub statement_timeout: Option<Duration>,
@@ -89,10 +97,16 @@ pub struct Session {
 impl Session {
     /// The settings, as PostgreSQL names them.
     fn settings(&self) -> Vec<(&'static str, String)> {
-        let mut settings = vec![
-            ("hnsw.ef_search", self.ef_search.to_string()),
-            ("hnsw.iterative_scan", self.iterative_scan.clone()),
-        ];
+        let mut settings = match self.index {
+            IndexKind::Hnsw => vec![
+                ("hnsw.ef_search", self.ef_search.to_string()),
+                ("hnsw.iterative_scan", self.iterative_scan.clone()),
+            ],
+            IndexKind::Ivfflat => vec![
+                ("ivfflat.probes", self.probes.to_string()),
+                ("ivfflat.iterative_scan", self.iterative_scan.clone()),
+            ],
+        };
         if let Some(t) = self.statement_timeout {
             settings.push(("statement_timeout", t.as_millis().to_string()));
         }
@@ -195,10 +209,18 @@ impl Watch {
 pub async fn build(
     target: &Target,
     session: &Session,
+    vector_type: VectorType,
     size: u32,
     checkout_timeout: Duration,
 ) -> Result<Pool, ConnectError> {
-    build_with(target, session, Workload, size, checkout_timeout).await
+    build_with(
+        target,
+        session,
+        Workload(vector_type),
+        size,
+        checkout_timeout,
+    )
+    .await
 }
 
 /// Builds a pool of up to `size` connections that prepare `prepare`. bb8 opens connections
@@ -315,6 +337,8 @@ mod tests {
     #[test]
     fn one_list_of_settings_gives_set_statements_and_pgoptions() {
         let session = Session {
+            index: IndexKind::Hnsw,
+            probes: 1,
             ef_search: 40,
             iterative_scan: "off".into(),
             statement_timeout: Some(Duration::from_millis(1500)),

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use tokio_postgres::Client;
 
 use super::target::describe_pg_error;
+use crate::workload::VectorType;
 use crate::Exit;
 
 /// How `memory_entries` is split.
@@ -50,6 +51,26 @@ impl fmt::Display for Layout {
     }
 }
 
+/// The approximate index on `embedding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IndexKind {
+    /// HNSW (`m`, `ef_construction`; searched with `hnsw.ef_search`).
+    #[default]
+    Hnsw,
+    /// IVFFlat (`lists`; searched with `ivfflat.probes`).
+    Ivfflat,
+}
+
+impl IndexKind {
+    /// pgvector's access method name.
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexKind::Hnsw => "hnsw",
+            IndexKind::Ivfflat => "ivfflat",
+        }
+    }
+}
+
 /// The table's shape and index parameters.
 #[derive(Debug, Clone)]
 pub struct TableSpec {
@@ -61,6 +82,46 @@ pub struct TableSpec {
     pub m: u32,
     /// HNSW `ef_construction`.
     pub ef_construction: u32,
+    /// The embedding column's type.
+    pub vector_type: VectorType,
+    /// The index.
+    pub index: IndexKind,
+    /// IVFFlat `lists`.
+    pub lists: u32,
+}
+
+impl TableSpec {
+    /// What a run must find to reuse the table: `layout list, dimension 384, vector, hnsw m
+    /// 16 ef_construction 64`.
+    pub fn shape(&self) -> String {
+        let index = match self.index {
+            IndexKind::Hnsw => {
+                format!("hnsw m {} ef_construction {}", self.m, self.ef_construction)
+            }
+            IndexKind::Ivfflat => format!("ivfflat lists {}", self.lists),
+        };
+        format!(
+            "layout {}, dimension {}, {}, {index}",
+            self.layout,
+            self.dim,
+            self.vector_type.sql()
+        )
+    }
+
+    /// The index and the session's search settings, as reports print them.
+    pub fn describe_index(&self, session: &super::pool::Session) -> String {
+        let vt = self.vector_type.sql();
+        match self.index {
+            IndexKind::Hnsw => format!(
+                "{vt}, hnsw m={} ef_construction={} ef_search={} iterative_scan={}",
+                self.m, self.ef_construction, session.ef_search, session.iterative_scan
+            ),
+            IndexKind::Ivfflat => format!(
+                "{vt}, ivfflat lists={} probes={} iterative_scan={}",
+                self.lists, session.probes, session.iterative_scan
+            ),
+        }
+    }
 }
 
 /// Schema problems, each with one explaining line: see [`SchemaError::exit`].
@@ -127,8 +188,13 @@ pub async fn pgvector_version(client: &Client) -> Result<String, SchemaError> {
     Ok(row.map(|r| r.get(0)).unwrap_or_default())
 }
 
-/// Makes sure pgvector is installed and new enough for `iterative_scan` (0.8.0).
-pub async fn ensure_pgvector(client: &Client, iterative_scan: bool) -> Result<String, SchemaError> {
+/// Makes sure pgvector is installed and new enough for `iterative_scan` (0.8.0) and `halfvec`
+/// (0.7.0).
+pub async fn ensure_pgvector(
+    client: &Client,
+    iterative_scan: bool,
+    halfvec: bool,
+) -> Result<String, SchemaError> {
     if let Err(e) = client
         .batch_execute("CREATE EXTENSION IF NOT EXISTS vector")
         .await
@@ -139,8 +205,15 @@ pub async fn ensure_pgvector(client: &Client, iterative_scan: bool) -> Result<St
     if iterative_scan && version_lt(&version, (0, 8, 0)) {
         return Err(SchemaError::PgvectorTooOld {
             found: version,
-            feature: "hnsw.iterative_scan",
+            feature: "iterative_scan",
             needed: "0.8.0",
+        });
+    }
+    if halfvec && version_lt(&version, (0, 7, 0)) {
+        return Err(SchemaError::PgvectorTooOld {
+            found: version,
+            feature: "halfvec",
+            needed: "0.7.0",
         });
     }
     Ok(version)
@@ -165,7 +238,11 @@ const META_DDL: &str = "CREATE TABLE IF NOT EXISTS pgvector_loadtest_meta (
     fingerprint text NOT NULL,
     dataset text NOT NULL,
     complete boolean NOT NULL DEFAULT false,
-    updated_at timestamptz NOT NULL DEFAULT now())";
+    updated_at timestamptz NOT NULL DEFAULT now());
+    ALTER TABLE pgvector_loadtest_meta
+    ADD COLUMN IF NOT EXISTS vector_type text NOT NULL DEFAULT 'vector',
+    ADD COLUMN IF NOT EXISTS index_kind text NOT NULL DEFAULT 'hnsw',
+    ADD COLUMN IF NOT EXISTS lists int NOT NULL DEFAULT 0";
 
 /// Checks what exists against `spec` and leaves an empty, owned table when seeding is needed.
 /// `reset` drops our table (never a foreign one) and starts over.
@@ -194,9 +271,12 @@ pub async fn prepare(
         .await?
         .get(0);
     let row = if meta_exists {
+        // Tables recorded before the vector type and index kind were: vector, hnsw.
+        client.batch_execute(META_DDL).await?;
         client
             .query_opt(
-                "SELECT layout, dim, m, ef_construction, fingerprint, complete \
+                "SELECT layout, dim, m, ef_construction, fingerprint, complete, vector_type, \
+                 index_kind, lists \
                  FROM pgvector_loadtest_meta WHERE table_name = 'memory_entries'",
                 &[],
             )
@@ -207,17 +287,21 @@ pub async fn prepare(
     let Some(row) = row else {
         return Err(SchemaError::Foreign);
     };
+    let found = match row.get::<_, String>(7).as_str() {
+        "ivfflat" => format!("ivfflat lists {}", row.get::<_, i32>(8)),
+        _ => format!(
+            "hnsw m {} ef_construction {}",
+            row.get::<_, i32>(2),
+            row.get::<_, i32>(3)
+        ),
+    };
     let found = format!(
-        "layout {}, dimension {}, m {}, ef_construction {}",
+        "layout {}, dimension {}, {}, {found}",
         row.get::<_, String>(0),
         row.get::<_, i32>(1),
-        row.get::<_, i32>(2),
-        row.get::<_, i32>(3)
+        row.get::<_, String>(6),
     );
-    let wanted = format!(
-        "layout {}, dimension {}, m {}, ef_construction {}",
-        spec.layout, spec.dim, spec.m, spec.ef_construction
-    );
+    let wanted = spec.shape();
     if found != wanted || reset {
         if !reset {
             return Err(SchemaError::Mismatch { found, wanted });
@@ -254,13 +338,14 @@ async fn create(
         "namespace text NOT NULL,
          key text NOT NULL,
          value text NOT NULL,
-         embedding vector({}) NOT NULL,
+         embedding {}({}) NOT NULL,
          metadata jsonb NOT NULL DEFAULT '{{}}',
          tags text[] NOT NULL DEFAULT '{{}}',
          created_at timestamptz NOT NULL DEFAULT now(),
          updated_at timestamptz NOT NULL DEFAULT now(),
          expires_at timestamptz,
          PRIMARY KEY (namespace, key)",
+        spec.vector_type.sql(),
         spec.dim
     );
     let mut sql = match spec.layout {
@@ -312,12 +397,14 @@ async fn record(
     client
         .execute(
             "INSERT INTO pgvector_loadtest_meta \
-             (table_name, layout, dim, m, ef_construction, fingerprint, dataset, complete) \
-             VALUES ('memory_entries', $1, $2, $3, $4, $5, $6, false) \
+             (table_name, layout, dim, m, ef_construction, fingerprint, dataset, complete, \
+              vector_type, index_kind, lists) \
+             VALUES ('memory_entries', $1, $2, $3, $4, $5, $6, false, $7, $8, $9) \
              ON CONFLICT (table_name) DO UPDATE SET layout = EXCLUDED.layout, dim = EXCLUDED.dim, \
              m = EXCLUDED.m, ef_construction = EXCLUDED.ef_construction, \
              fingerprint = EXCLUDED.fingerprint, dataset = EXCLUDED.dataset, complete = false, \
-             updated_at = now()",
+             vector_type = EXCLUDED.vector_type, index_kind = EXCLUDED.index_kind, \
+             lists = EXCLUDED.lists, updated_at = now()",
             &[
                 &spec.layout.to_string(),
                 &(spec.dim as i32),
@@ -325,22 +412,30 @@ async fn record(
                 &(spec.ef_construction as i32),
                 &fingerprint,
                 &dataset,
+                &spec.vector_type.sql(),
+                &spec.index.name(),
+                &(spec.lists as i32),
             ],
         )
         .await?;
     Ok(())
 }
 
-/// After loading: builds the HNSW index (cosine), analyzes, and marks the data complete, so a
+/// After loading: builds the index (HNSW or IVFFlat, cosine), analyzes, and marks the data complete, so a
 /// run interrupted before this point reseeds next time.
 pub async fn finish(client: &Client, spec: &TableSpec, dataset: &str) -> Result<(), SchemaError> {
+    let ops = spec.vector_type.cosine_ops();
+    let with = match spec.index {
+        IndexKind::Hnsw => format!("m = {}, ef_construction = {}", spec.m, spec.ef_construction),
+        IndexKind::Ivfflat => format!("lists = {}", spec.lists),
+    };
     client
         .batch_execute(&format!(
             "SET maintenance_work_mem = '512MB';
              CREATE INDEX IF NOT EXISTS memory_entries_embedding_idx ON memory_entries
-               USING hnsw (embedding vector_cosine_ops) WITH (m = {}, ef_construction = {});
+               USING {} (embedding {ops}) WITH ({with});
              ANALYZE memory_entries;",
-            spec.m, spec.ef_construction
+            spec.index.name()
         ))
         .await?;
     client

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::target::{ConnectError, Target};
 use crate::workload::dataset::Dataset;
+use crate::workload::VectorType;
 
 /// How long loading took, split so index build time is reported apart from COPY.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +32,7 @@ impl SeedTimings {
 pub async fn copy_dataset(
     target: &Target,
     dataset: Arc<Dataset>,
+    vector_type: VectorType,
     parallel: usize,
 ) -> Result<SeedTimings, ConnectError> {
     let total = dataset.total_rows() as u64;
@@ -57,7 +59,7 @@ pub async fn copy_dataset(
         tasks.spawn(async move {
             let client = target.connect().await?;
             for ns in chunk {
-                copy_namespace(&client, &dataset, ns, &bar).await?;
+                copy_namespace(&client, &dataset, vector_type, ns, &bar).await?;
             }
             Ok::<(), ConnectError>(())
         });
@@ -75,6 +77,7 @@ pub async fn copy_dataset(
 async fn copy_namespace(
     client: &tokio_postgres::Client,
     dataset: &Dataset,
+    vector_type: VectorType,
     ns: usize,
     bar: &ProgressBar,
 ) -> Result<(), tokio_postgres::Error> {
@@ -96,7 +99,8 @@ async fn copy_namespace(
         dataset.vector_into(ns, row, &mut vector);
         let key = dataset.key(row);
         let value = dataset.value(ns, row);
-        encode_row(&mut buf, &name, &key, &value, &vector, row);
+        let embedding = Embedding(&vector, vector_type);
+        encode_row(&mut buf, &name, &key, &value, embedding, row);
         if buf.len() >= CHUNK {
             sink.send(buf.split().freeze()).await?;
             bar.inc((row + 1 - counted) as u64);
@@ -113,20 +117,33 @@ async fn copy_namespace(
 /// Bytes sent per COPY message: large enough that per-message costs vanish.
 const CHUNK: usize = 256 * 1024;
 
+/// An embedding and the column type it is written as.
+#[derive(Clone, Copy)]
+struct Embedding<'a>(&'a [f32], VectorType);
+
 /// Appends one row in PostgreSQL's binary COPY format: a field count, then each field as a
 /// length and its binary representation (text as UTF-8; pgvector's `vector` as dim, unused,
-/// then big-endian float4s; jsonb as version 1 and the JSON text).
-fn encode_row(buf: &mut BytesMut, ns: &str, key: &str, value: &str, vector: &[f32], row: usize) {
+/// then big-endian float4s, `halfvec` the same with IEEE half floats; jsonb as version 1 and
+/// the JSON text).
+fn encode_row(buf: &mut BytesMut, ns: &str, key: &str, value: &str, e: Embedding<'_>, row: usize) {
     buf.put_i16(5);
     for text in [ns, key, value] {
         buf.put_i32(text.len() as i32);
         buf.put_slice(text.as_bytes());
     }
-    buf.put_i32(4 + 4 * vector.len() as i32);
+    let Embedding(vector, vector_type) = e;
+    let width = match vector_type {
+        VectorType::Vector => 4,
+        VectorType::Halfvec => 2,
+    };
+    buf.put_i32(4 + width * vector.len() as i32);
     buf.put_i16(vector.len() as i16);
     buf.put_i16(0);
-    for x in vector {
-        buf.put_f32(*x);
+    match vector_type {
+        VectorType::Vector => vector.iter().for_each(|x| buf.put_f32(*x)),
+        VectorType::Halfvec => vector
+            .iter()
+            .for_each(|x| buf.put_u16(half::f16::from_f32(*x).to_bits())),
     }
     let metadata = format!("{{\"row\": {row}, \"seeded\": true}}");
     buf.put_i32(1 + metadata.len() as i32);

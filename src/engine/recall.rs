@@ -16,11 +16,18 @@ use pgvector::Vector;
 use tokio_postgres::Client;
 
 use crate::workload::ops::Hit;
+use crate::workload::VectorType;
 
-const EXACT_SINGLE: &str = "SELECT 1 - (embedding <=> $2) AS similarity FROM memory_entries \
-     WHERE namespace = $1 ORDER BY embedding <=> $2 LIMIT $3";
-const EXACT_CROSS: &str = "SELECT 1 - (embedding <=> $2) AS similarity FROM memory_entries \
-     WHERE namespace = ANY($1) ORDER BY embedding <=> $2 LIMIT $3";
+/// The exact search's SQL: the searches' own distance expression (the query vector in the
+/// column's type, so the similarities compare exactly), `$1` one namespace or an array.
+fn exact_sql(vt: VectorType, cross: bool) -> String {
+    let q = vt.of("$2::vector");
+    let scope = if cross { "ANY($1)" } else { "$1" };
+    format!(
+        "SELECT 1 - (embedding <=> {q}) AS similarity FROM memory_entries \
+         WHERE namespace = {scope} ORDER BY embedding <=> {q} LIMIT $3"
+    )
+}
 
 /// What the exact search is asked.
 pub enum Query<'a> {
@@ -37,13 +44,20 @@ pub async fn exact_top_k(
     scope: Query<'_>,
     query: &Vector,
     k: i64,
+    vt: VectorType,
 ) -> Result<Vec<f64>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     tx.batch_execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off")
         .await?;
     let (rows, min) = match scope {
-        Query::Single(ns, min) => (tx.query(EXACT_SINGLE, &[&ns, query, &k]).await?, min),
-        Query::Cross(nss) => (tx.query(EXACT_CROSS, &[&nss, query, &k]).await?, None),
+        Query::Single(ns, min) => {
+            let sql = exact_sql(vt, false);
+            (tx.query(&sql, &[&ns, query, &k]).await?, min)
+        }
+        Query::Cross(nss) => {
+            let sql = exact_sql(vt, true);
+            (tx.query(&sql, &[&nss, query, &k]).await?, None)
+        }
     };
     tx.commit().await?;
     Ok(filtered(rows.iter().map(|r| r.get(0)).collect(), min))

@@ -104,10 +104,11 @@ pub fn describe_goose(e: &GooseError) -> String {
 
 async fn open_pool(
     connections: &Connections,
+    vt: crate::workload::VectorType,
     target: &crate::db::target::Target,
 ) -> Result<Pool, LoadError> {
     let c = connections;
-    pool::build(target, &c.session, c.pool_size, c.pool_timeout)
+    pool::build(target, &c.session, vt, c.pool_size, c.pool_timeout)
         .await
         .map_err(|source| LoadError::Connect {
             target: target.display(),
@@ -210,7 +211,8 @@ async fn share(
     metrics: Option<Arc<crate::metrics::ClientMetrics>>,
 ) -> Result<Arc<Shared>, LoadError> {
     let workload = job.workload;
-    let (writer, readers, use_replicas) = open_pools(job.connections, endpoints).await?;
+    let (writer, readers, use_replicas) =
+        open_pools(job.connections, workload.vector_type, endpoints).await?;
     let schedule = job.pacing.open.as_ref().map(|open| {
         let plan = open.plan.clone();
         Arc::new(Schedule::new(plan, workload.seed, open.max_in_flight))
@@ -249,9 +251,10 @@ async fn share(
 /// and whether reads go to replicas.
 async fn open_pools(
     connections: &Connections,
+    vt: crate::workload::VectorType,
     endpoints: &Endpoints,
 ) -> Result<(Pool, Vec<Pool>, bool), LoadError> {
-    let writer = open_pool(connections, &endpoints.primary).await?;
+    let writer = open_pool(connections, vt, &endpoints.primary).await?;
     let use_replicas = match connections.read_from {
         ReadFrom::Primary => false,
         ReadFrom::Auto | ReadFrom::Replicas => !endpoints.replicas.is_empty(),
@@ -259,7 +262,7 @@ async fn open_pools(
     let readers = if use_replicas {
         let mut pools = Vec::new();
         for replica in &endpoints.replicas {
-            pools.push(open_pool(connections, replica).await?);
+            pools.push(open_pool(connections, vt, replica).await?);
         }
         pools
     } else {

@@ -5,6 +5,44 @@ pub mod dataset;
 pub mod failure;
 pub mod ops;
 
+/// How embeddings are stored and indexed: `vector` (4-byte floats) or `halfvec` (2-byte floats:
+/// half the storage and index size, at some loss of precision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum VectorType {
+    /// pgvector's `vector`.
+    #[default]
+    Vector,
+    /// pgvector's `halfvec` (pgvector 0.7.0 or later).
+    Halfvec,
+}
+
+impl VectorType {
+    /// The SQL type name.
+    pub fn sql(self) -> &'static str {
+        match self {
+            VectorType::Vector => "vector",
+            VectorType::Halfvec => "halfvec",
+        }
+    }
+
+    /// The cosine operator class of its indexes.
+    pub fn cosine_ops(self) -> &'static str {
+        match self {
+            VectorType::Vector => "vector_cosine_ops",
+            VectorType::Halfvec => "halfvec_cosine_ops",
+        }
+    }
+
+    /// `expr` (a `vector`: a bound parameter or a query vector) in the column's type, so the
+    /// column's operators and index apply. Parameters are always bound as `vector`.
+    pub fn of(self, expr: &str) -> String {
+        match self {
+            VectorType::Vector => expr.to_string(),
+            VectorType::Halfvec => format!("({expr})::halfvec"),
+        }
+    }
+}
+
 /// The workload's knobs.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -24,4 +62,6 @@ pub struct Workload {
     pub bulk_user_share: f64,
     /// Seed of the users' random choices.
     pub seed: u64,
+    /// The embedding column's type: how statements bind and cast the query vector.
+    pub vector_type: VectorType,
 }

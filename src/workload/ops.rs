@@ -5,6 +5,7 @@
 //! is one round trip, as pgbench's `-M prepared` is; that keeps the client's cost out of the
 //! latency we report.
 
+use super::VectorType;
 use pgvector::Vector;
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, Row, Statement};
@@ -56,26 +57,36 @@ impl Op {
     }
 }
 
-const SEARCH_SINGLE: &str = "SELECT namespace, key, value, metadata, \
-     1 - (embedding <=> $2) AS similarity \
-     FROM memory_entries WHERE namespace = $1 ORDER BY embedding <=> $2 LIMIT $3";
-
-// The similarity filter sits outside the ordered LIMIT so the planner keeps the HNSW index
-// scan; a WHERE on the distance inside would turn it into a filtered scan.
-const SEARCH_SINGLE_MIN: &str = "SELECT * FROM (SELECT namespace, key, value, metadata, \
-     1 - (embedding <=> $2) AS similarity \
-     FROM memory_entries WHERE namespace = $1 ORDER BY embedding <=> $2 LIMIT $3) s \
-     WHERE similarity >= $4";
-
-const SEARCH_CROSS: &str = "SELECT namespace, key, value, metadata, \
-     1 - (embedding <=> $2) AS similarity \
-     FROM memory_entries WHERE namespace = ANY($1) ORDER BY embedding <=> $2 LIMIT $3";
+/// The searches' SQL for a column of type `vt`: the query vector is bound as `vector` ($2)
+/// and cast to the column's type.
+fn search_sql(vt: VectorType) -> [String; 3] {
+    let q = vt.of("$2::vector");
+    [
+        format!(
+            "SELECT namespace, key, value, metadata, 1 - (embedding <=> {q}) AS similarity \
+             FROM memory_entries WHERE namespace = $1 ORDER BY embedding <=> {q} LIMIT $3"
+        ),
+        // The similarity filter sits outside the ordered LIMIT so the planner keeps the index
+        // scan; a WHERE on the distance inside would turn it into a filtered scan.
+        format!(
+            "SELECT * FROM (SELECT namespace, key, value, metadata, \
+             1 - (embedding <=> {q}) AS similarity \
+             FROM memory_entries WHERE namespace = $1 ORDER BY embedding <=> {q} LIMIT $3) s \
+             WHERE similarity >= $4"
+        ),
+        format!(
+            "SELECT namespace, key, value, metadata, 1 - (embedding <=> {q}) AS similarity \
+             FROM memory_entries WHERE namespace = ANY($1) ORDER BY embedding <=> {q} LIMIT $3"
+        ),
+    ]
+}
 
 const RETRIEVE: &str = "SELECT namespace, key, value, metadata, tags, created_at \
      FROM memory_entries WHERE namespace = $1 AND key = $2";
 
+// The embedding is bound as `vector`; a `halfvec` column takes it by pgvector's cast.
 const INSERT: &str = "INSERT INTO memory_entries (namespace, key, value, embedding, metadata) \
-     VALUES ($1, $2, $3, $4, '{\"source\":\"pgvector-loadtest\"}') \
+     VALUES ($1, $2, $3, $4::vector, '{\"source\":\"pgvector-loadtest\"}') \
      ON CONFLICT (namespace, key) DO UPDATE \
      SET value = EXCLUDED.value, embedding = EXCLUDED.embedding, updated_at = now()";
 
@@ -98,12 +109,17 @@ pub struct Statements {
 }
 
 impl Statements {
-    /// Prepares every statement; needs `memory_entries` to exist.
-    pub async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
+    /// Prepares every statement for an `embedding` column of type `vt`; needs
+    /// `memory_entries` to exist.
+    pub async fn prepare(
+        client: &Client,
+        vt: VectorType,
+    ) -> Result<Statements, tokio_postgres::Error> {
+        let [single, single_min, cross] = search_sql(vt);
         Ok(Statements {
-            search_single: client.prepare(SEARCH_SINGLE).await?,
-            search_single_min: client.prepare(SEARCH_SINGLE_MIN).await?,
-            search_cross: client.prepare(SEARCH_CROSS).await?,
+            search_single: client.prepare(&single).await?,
+            search_single_min: client.prepare(&single_min).await?,
+            search_cross: client.prepare(&cross).await?,
             retrieve: client.prepare(RETRIEVE).await?,
             insert: client.prepare(INSERT).await?,
             bulk_insert: client.prepare(BULK_INSERT).await?,

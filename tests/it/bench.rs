@@ -279,3 +279,129 @@ async fn recall_reacts_to_ef_search_and_iterative_scan_on_hash_shards() {
     assert!(svg.starts_with("<svg") && svg.contains("ef=4") && svg.contains("ef=100"));
     pg.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halfvec_and_ivfflat_store_index_and_sweep_probes() {
+    let pg = Pg::start().await;
+    let reports = temp_dir();
+    let url = pg.url();
+    let dir = reports.path().to_str().unwrap();
+    // One table, one IVFFlat index of 20 lists over 2,000 half-precision rows in 4 topics
+    // (one per namespace): each topic spreads over several lists, so one probe misses some
+    // neighbours, and twenty probes scan everything.
+    let data = [
+        "--layout",
+        "single",
+        "--namespaces",
+        "4",
+        "--rows-per-namespace",
+        "500",
+        "--topics",
+        "1",
+        "--vector-type",
+        "halfvec",
+        "--index",
+        "ivfflat",
+        "--lists",
+        "20",
+    ];
+    let mut args = vec![
+        "bench",
+        "--quick",
+        "--only",
+        "single",
+        "--database-url",
+        &url,
+        "--report-dir",
+        dir,
+        "--probes",
+        "1,20",
+    ];
+    args.extend(data);
+    let run = run_bin(&args, &[]).await;
+    run.expect_code(0);
+    let report = read_report(reports.path());
+    assert_eq!(report.settings.vector_type, "halfvec");
+    assert_eq!(report.settings.index, "ivfflat");
+    assert_eq!(report.settings.lists, Some(20));
+    assert_eq!(report.settings.probes, [1, 20]);
+    let recall = |probes: u32| {
+        let r = report
+            .results
+            .iter()
+            .find(|r| r.probes == Some(probes))
+            .unwrap_or_else(|| panic!("no result for probes {probes}: {:?}", report.results));
+        r.recall_mean.unwrap()
+    };
+    let (low, high) = (recall(1), recall(20));
+    eprintln!("recall: probes 1 {low}, probes 20 {high}");
+    assert!(high >= 0.99, "every list probed is an exact search: {high}");
+    assert!(low < high - 0.1, "one probe of 20 lists: {low} vs {high}");
+    assert!(run.stdout().contains("probes=20"), "{}", run.stdout());
+
+    let client = pg.client("postgres").await;
+    let column: String = client
+        .query_one(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+             WHERE attrelid = 'memory_entries'::regclass AND attname = 'embedding'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(column, "halfvec(384)");
+    let method: String = client
+        .query_one(
+            "SELECT am.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_am am ON am.oid = c.relam \
+             WHERE i.indrelid = 'memory_entries'::regclass AND c.relname LIKE '%embedding%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(method, "ivfflat");
+
+    // The load test on the same table: every operation (inserts of halfvec rows included)
+    // succeeds, and the summary says what was searched.
+    let load_dir = temp_dir();
+    let mut args = vec![
+        "--database-url",
+        &url,
+        "--report-dir",
+        load_dir.path().to_str().unwrap(),
+        "--users",
+        "4",
+        "--hatch-rate",
+        "4",
+        "--run-time",
+        "3s",
+        "--think-time",
+        "0",
+        "--probes",
+        "5",
+        "--no-metrics-exporter",
+    ];
+    args.extend(data);
+    let run = run_bin(&args, &[]).await;
+    run.expect_code(0);
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(load_dir.path().join("load_test_summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["aggregated"]["failed"], 0, "{}", run.dump());
+    assert!(summary["aggregated"]["count"].as_u64().unwrap() > 100);
+    let index = summary["index"].as_str().unwrap();
+    assert_eq!(
+        index,
+        "halfvec, ivfflat lists=20 probes=5 iterative_scan=off"
+    );
+
+    // Asking for another vector type on this table is refused, naming both.
+    let mut args = vec!["setup", "--database-url", &url];
+    args.extend(&data[..8]);
+    let run = run_bin(&args, &[]).await;
+    let err = run.usage_error();
+    assert!(err.contains("halfvec") && err.contains("--reset"), "{err}");
+    pg.stop().await;
+}
