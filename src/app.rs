@@ -354,12 +354,11 @@ pub async fn prepare_data(
         .await
         .map_err(AppError::Seed)?;
     eprintln!(
-        "copied {} rows in {:.1}s ({:.0} rows/s, binary COPY); building HNSW index (m={}, ef_construction={}) ...",
+        "copied {} rows in {:.1}s ({:.0} rows/s, binary COPY); building the index ({}) ...",
         timings.rows,
         timings.copy.as_secs_f64(),
         timings.rows_per_sec(),
-        data.table.m,
-        data.table.ef_construction
+        data.table.shape().rsplit(", ").next().unwrap_or_default()
     );
     let index_started = Instant::now();
     schema::finish(&client, &data.table, &dataset.describe()).await?;
