@@ -319,6 +319,20 @@ async fn open_pool(
     Ok((session, pool))
 }
 
+/// The benchmark's title and the point of the sweep it measures.
+fn print_title(job: Job<'_>, spec: &Spec) {
+    let breadth = match job.connections.session.index {
+        IndexKind::Hnsw => format!("ef_search={}", spec.ef_search),
+        IndexKind::Ivfflat => format!("probes={}", spec.probes),
+    };
+    println!();
+    println!(
+        "{} ({breadth}, iterative_scan={})",
+        report::title(spec.name),
+        spec.iterative_scan
+    );
+}
+
 /// Runs one benchmark: warm-up, then the measured run with recall and connection sampling.
 async fn measure(
     job: Job<'_>,
@@ -326,16 +340,7 @@ async fn measure(
     dataset: Arc<Dataset>,
     spec: &Spec,
 ) -> Result<BenchResult, BenchError> {
-    println!();
-    println!(
-        "{} ({}, iterative_scan={})",
-        report::title(spec.name),
-        match job.connections.session.index {
-            IndexKind::Hnsw => format!("ef_search={}", spec.ef_search),
-            IndexKind::Ivfflat => format!("probes={}", spec.probes),
-        },
-        spec.iterative_scan
-    );
+    print_title(job, spec);
     let (session, pool) = open_pool(job, primary, spec).await?;
     let settings = job.settings;
     let mut workload = job.workload.clone();

@@ -271,13 +271,15 @@ pub async fn prepare(
         .await?
         .get(0);
     let row = if meta_exists {
-        // Tables recorded before the vector type and index kind were: vector, hnsw.
-        client.batch_execute(META_DDL).await?;
+        // Read through to_jsonb: a table recorded before the vector type and index kind were
+        // has no such columns (vector, hnsw), and a role that may only read cannot add them.
         client
             .query_opt(
-                "SELECT layout, dim, m, ef_construction, fingerprint, complete, vector_type, \
-                 index_kind, lists \
-                 FROM pgvector_loadtest_meta WHERE table_name = 'memory_entries'",
+                "SELECT layout, dim, m, ef_construction, fingerprint, complete, \
+                 coalesce(to_jsonb(t) ->> 'vector_type', 'vector'), \
+                 coalesce(to_jsonb(t) ->> 'index_kind', 'hnsw'), \
+                 coalesce((to_jsonb(t) ->> 'lists')::int, 0) \
+                 FROM pgvector_loadtest_meta t WHERE table_name = 'memory_entries'",
                 &[],
             )
             .await?
@@ -394,6 +396,8 @@ async fn record(
     fingerprint: &str,
     dataset: &str,
 ) -> Result<(), SchemaError> {
+    // The columns a table recorded by an earlier version lacks.
+    client.batch_execute(META_DDL).await?;
     client
         .execute(
             "INSERT INTO pgvector_loadtest_meta \

@@ -275,7 +275,7 @@ async fn pgvector_too_old_for_iterative_scan_is_named() {
     )
     .await;
     assert!(
-        line.contains("pgvector 0.7.4 is too old: hnsw.iterative_scan needs 0.8.0"),
+        line.contains("pgvector 0.7.4 is too old: iterative_scan needs 0.8.0"),
         "{line}"
     );
     let table: Option<String> = db

@@ -288,3 +288,34 @@ fn outline(node: &Value) -> String {
     }
     text
 }
+
+#[tokio::test]
+async fn a_table_recorded_before_vector_types_reads_as_vector_and_hnsw() {
+    let pg = Pg::start().await;
+    let data = crate::util::SMALL_DATA;
+    setup(&pg.url(), temp_dir().path(), &data).await;
+    // As an earlier version recorded it: no vector type, index kind or lists.
+    pg.client("postgres")
+        .await
+        .batch_execute(
+            "ALTER TABLE pgvector_loadtest_meta DROP COLUMN vector_type, \
+             DROP COLUMN index_kind, DROP COLUMN lists",
+        )
+        .await
+        .unwrap();
+    let run = setup(&pg.url(), temp_dir().path(), &data).await;
+    assert!(
+        run.stderr().contains("reusing seeded data"),
+        "{}",
+        run.dump()
+    );
+    let url = pg.url();
+    let mut args = vec!["setup", "--database-url", &url, "--vector-type", "halfvec"];
+    args.extend(data);
+    let err = crate::util::run_bin(&args, &[]).await.usage_error();
+    assert!(
+        err.contains(", vector, hnsw m 16") && err.contains(", halfvec, hnsw m 16"),
+        "{err}"
+    );
+    pg.stop().await;
+}
