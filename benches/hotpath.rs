@@ -65,6 +65,7 @@ fn vectors(c: &mut Criterion) {
 fn stats(c: &mut Criterion) {
     let hub = StatsHub::new(16);
     let outcome = Outcome {
+        namespaces: 0,
         schedule_lag: Duration::ZERO,
         pool_wait: Duration::from_micros(3),
         service: Some(Duration::from_micros(180)),
@@ -98,6 +99,7 @@ fn record_load(hub: &StatsHub, rng: &mut SmallRng, n: usize) {
             rng.random_range(300..15_000)
         };
         let outcome = Outcome {
+            namespaces: 0,
             schedule_lag: Duration::ZERO,
             pool_wait: Duration::from_micros(rng.random_range(1..50)),
             service: Some(Duration::from_micros(micros)),

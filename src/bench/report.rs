@@ -117,6 +117,9 @@ pub struct BenchResult {
     pub recall_p5: Option<f64>,
     /// Share of searches that returned fewer than k rows.
     pub short_result_share: Option<f64>,
+    /// Mean distinct namespaces among a search's rows (searches).
+    #[serde(default)]
+    pub mean_distinct_namespaces: Option<f64>,
     /// Most client connections the server had during the run (concurrent benchmark).
     pub peak_server_connections: Option<i64>,
     /// Rows per batch (bulk insert).
@@ -188,6 +191,9 @@ impl BenchResult {
                 .then(|| round(recalls.iter().sum::<f64>() / recalls.len() as f64, 4)),
             recall_p5: (!recalls.is_empty()).then(|| round(quantile(recalls, 0.05), 4)),
             short_result_share: searched.then(|| round(stats.short as f64 / stats.ok as f64, 4)),
+            mean_distinct_namespaces: searched
+                .then(|| stats.mean_distinct_namespaces().map(|m| round(m, 3)))
+                .flatten(),
             peak_server_connections,
             rows_per_batch,
             transactions_per_s: rows_per_batch.map(|_| (per_s * 10.0).round() / 10.0),

@@ -189,6 +189,7 @@ async fn transaction(user: &mut GooseUser, shared: &Shared) -> TransactionResult
             };
             let service = started.elapsed();
             Outcome {
+                namespaces: 0,
                 schedule_lag: Duration::ZERO,
                 pool_wait: wait,
                 service: Some(service),

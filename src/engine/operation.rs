@@ -247,7 +247,9 @@ pub(crate) async fn perform(
                 }
                 Err(failure) => (Err(failure), false, 0),
             };
+            let namespaces = distinct_namespaces(&hits);
             Outcome {
+                namespaces,
                 schedule_lag: Duration::ZERO,
                 pool_wait: wait,
                 service: Some(service),
@@ -263,6 +265,14 @@ pub(crate) async fn perform(
     }
     record(user, &shared.hub, index, op, &outcome).await?;
     Ok((request, hits))
+}
+
+/// How many distinct namespaces a search's rows came from.
+fn distinct_namespaces(hits: &[Hit]) -> u32 {
+    let mut seen: Vec<&str> = hits.iter().map(|h| h.namespace.as_str()).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len() as u32
 }
 
 /// Records an outcome in our statistics and in Goose; a failure becomes the transaction's

@@ -210,6 +210,7 @@ mod tests {
                 0,
                 Op::Retrieve,
                 &Outcome {
+                    namespaces: 0,
                     schedule_lag: Duration::ZERO,
                     pool_wait: Duration::ZERO,
                     service: Some(Duration::from_micros(ms_ * 1000 + 250)),

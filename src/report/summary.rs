@@ -100,6 +100,11 @@ pub struct OpSummary {
     pub short_result_share: Option<f64>,
     /// Share of successful attempts that returned no row (for retrieve: the miss rate).
     pub empty_share: f64,
+    /// Searches: mean number of distinct namespaces among the rows of a search that returned
+    /// rows (1 for a single-namespace search; a cross-namespace search's top k merging
+    /// partitions shows above 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_distinct_namespaces: Option<f64>,
 }
 
 impl OpSummary {
@@ -120,6 +125,9 @@ impl OpSummary {
             mean_bytes: round(s.mean_bytes(), 3),
             short_result_share: is_search.then(|| round(s.short as f64 / ok, 3)),
             empty_share: round(s.empty as f64 / ok, 3),
+            mean_distinct_namespaces: is_search
+                .then(|| s.mean_distinct_namespaces().map(|m| round(m, 3)))
+                .flatten(),
         }
     }
 }

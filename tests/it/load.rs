@@ -95,6 +95,18 @@ async fn short_load_test_mix_results_and_locust_reports() {
     assert_eq!(single.short_result_share, Some(0.0));
     let cross = op(&summary, "vector_search_cross_shard");
     assert_eq!(cross.mean_rows, 20.0, "{cross:#?}");
+    // Where a search's rows come from: one namespace for the single-namespace search; for the
+    // cross-namespace search (5 namespaces asked), between 1 and 5.
+    assert_eq!(single.mean_distinct_namespaces, Some(1.0));
+    let spread = cross
+        .mean_distinct_namespaces
+        .expect("measured for searches");
+    eprintln!("cross-namespace search: {spread} distinct namespaces per search");
+    assert!((1.0..=5.0).contains(&spread), "{spread}");
+    assert_eq!(
+        op(&summary, "retrieve_memory").mean_distinct_namespaces,
+        None
+    );
     let retrieve = op(&summary, "retrieve_memory");
     assert_eq!(retrieve.empty_share, 0.0, "{retrieve:#?}");
     assert_eq!(retrieve.mean_rows, 1.0);

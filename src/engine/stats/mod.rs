@@ -49,6 +49,9 @@ pub struct Outcome {
     pub short: bool,
     /// Bytes of the result rows received (column values as sent on the wire).
     pub bytes: u64,
+    /// For searches: how many distinct namespaces the rows came from (0: no rows, or not a
+    /// search).
+    pub namespaces: u32,
 }
 
 impl Outcome {
@@ -61,6 +64,7 @@ impl Outcome {
             result: Err(failure),
             short: false,
             bytes: 0,
+            namespaces: 0,
         }
     }
 
@@ -124,6 +128,9 @@ pub struct OpStats {
     pub empty: u64,
     /// Bytes of result rows received, all attempts.
     pub bytes: u64,
+    /// Distinct namespaces among each successful search's rows, summed (divide by the
+    /// searches that returned rows, `ok - empty`, for the mean).
+    pub namespaces: u64,
     /// Failures by class label.
     pub failures: BTreeMap<String, FailureCount>,
 }
@@ -140,12 +147,21 @@ impl Default for OpStats {
             short: 0,
             empty: 0,
             bytes: 0,
+            namespaces: 0,
             failures: BTreeMap::new(),
         }
     }
 }
 
 impl OpStats {
+    /// Mean number of distinct namespaces among the rows of a search that returned rows
+    /// (None when none did): 1 for a single-namespace search; for a cross-namespace search,
+    /// how far its top k really merges partitions.
+    pub fn mean_distinct_namespaces(&self) -> Option<f64> {
+        let with_rows = self.ok.saturating_sub(self.empty);
+        (with_rows > 0 && self.namespaces > 0).then(|| self.namespaces as f64 / with_rows as f64)
+    }
+
     /// Attempts, successful or not.
     pub fn count(&self) -> u64 {
         self.ok + self.failed
@@ -177,6 +193,7 @@ impl OpStats {
                 self.rows += rows;
                 self.short += outcome.short as u64;
                 self.empty += (*rows == 0) as u64;
+                self.namespaces += u64::from(outcome.namespaces);
             }
             Err(failure) => {
                 self.failed += 1;
@@ -211,6 +228,7 @@ impl OpStats {
         self.short += other.short;
         self.empty += other.empty;
         self.bytes += other.bytes;
+        self.namespaces += other.namespaces;
         for (k, v) in &other.failures {
             self.failures
                 .entry(k.clone())
@@ -238,6 +256,7 @@ impl OpStats {
             short: self.short - earlier.short,
             empty: self.empty - earlier.empty,
             bytes: self.bytes - earlier.bytes,
+            namespaces: self.namespaces - earlier.namespaces,
             failures: BTreeMap::new(),
         }
     }

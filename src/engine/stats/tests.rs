@@ -4,6 +4,7 @@ use super::*;
 
 fn outcome(ms: u64, result: Result<u64, Failure>) -> Outcome {
     Outcome {
+        namespaces: 0,
         schedule_lag: Duration::ZERO,
         pool_wait: Duration::from_micros(5),
         service: Some(Duration::from_millis(ms)),
@@ -32,6 +33,7 @@ fn shards_merge_and_failures_are_counted_by_class() {
 fn a_pool_timeout_has_its_wait_as_response_time_and_no_service_time() {
     let hub = StatsHub::new(1);
     let timed_out = Outcome {
+        namespaces: 0,
         schedule_lag: Duration::ZERO,
         pool_wait: Duration::from_secs(2),
         service: None,
@@ -131,4 +133,23 @@ fn since_gives_the_interval() {
     assert_eq!(diff.ok, 1);
     assert_eq!(diff.latency.len(), 1);
     assert!(diff.latency.min() >= 2900);
+}
+
+#[test]
+fn distinct_namespaces_average_over_searches_that_returned_rows() {
+    let hub = StatsHub::new(2);
+    let mut two = outcome(1, Ok(20));
+    two.namespaces = 2;
+    let mut three = outcome(1, Ok(20));
+    three.namespaces = 3;
+    hub.record(0, Op::CrossShardSearch, &two);
+    hub.record(1, Op::CrossShardSearch, &three);
+    // An empty result has no namespace and does not count.
+    hub.record(1, Op::CrossShardSearch, &outcome(1, Ok(0)));
+    let snap = hub.snapshot();
+    assert_eq!(
+        snap.op(Op::CrossShardSearch).mean_distinct_namespaces(),
+        Some(2.5)
+    );
+    assert_eq!(snap.op(Op::Retrieve).mean_distinct_namespaces(), None);
 }
