@@ -1,7 +1,7 @@
 //! The validated configuration: built once from the raw CLI, checked before any server is
 //! started or any load is sent, and the only thing the rest of the program reads.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use goose::config::GooseConfiguration;
@@ -10,7 +10,7 @@ use crate::cli::{Cli, Command, IterativeScan, ReadFrom};
 use crate::db::pool::Session;
 use crate::db::schema::{Layout, TableSpec};
 use crate::db::target::Target;
-use crate::engine::arrivals::{parse_stages, parse_think_time, Open, Pacing, Plan};
+use crate::engine::arrivals::Pacing;
 use crate::workload::dataset::DatasetSpec;
 
 /// A usage or configuration error: exit code 2, one line.
@@ -41,14 +41,18 @@ pub enum Mode {
     Capacity(CapacitySettings),
 }
 
+mod goose_settings;
 mod modes;
+mod pacing;
 
 pub use crate::db::Embedded;
+use goose_settings::goose_settings;
 use modes::{bench_settings, capacity_settings, metrics_settings};
 pub use modes::{
     calibrate_settings, BenchSettings, CalibrateSettings, CapacitySettings, MetricsSettings,
     DEFAULT_METRICS_PORT,
 };
+use pacing::{capacity_pacing, pacing, Explicit};
 
 pub use crate::workload::Workload;
 
@@ -422,231 +426,6 @@ fn workload(
     })
 }
 
-/// Goose's configuration: the profile's users, rate and run time unless given, our report
-/// files, a credential-free host; and the profile itself.
-fn goose_settings(
-    mut goose: GooseConfiguration,
-    cli: &Cli,
-    database: Option<&Target>,
-) -> Result<(GooseConfiguration, Option<crate::profile::Profile>), ConfigError> {
-    if let Some(rate) = cli.hatch_rate.clone() {
-        if goose.increase_rate.is_some() {
-            return Err(bad("give --hatch-rate or --increase-rate, not both"));
-        }
-        goose.increase_rate = Some(rate);
-    }
-    let profile = match (&cli.profile, &cli.profile_file) {
-        (Some(name), _) => Some(crate::profile::built_in(name)),
-        (None, Some(path)) => Some(crate::profile::from_file(path)),
-        (None, None) => None,
-    }
-    .transpose()
-    .map_err(|e| bad(e.to_string()))?;
-    if let Some(p) = &profile {
-        // Flags given explicitly win over the profile.
-        goose.users = goose.users.or(p.users);
-        goose.increase_rate = goose
-            .increase_rate
-            .take()
-            .or(p.hatch_rate.map(|r| r.to_string()));
-        goose.run_time = goose.run_time.take().or(p.run_time.clone());
-    }
-    check_goose_numbers(&goose)?;
-    check_dashboard(&goose)?;
-    ensure_writable(&cli.report_dir)?;
-    if goose.report_file.is_empty() {
-        goose.report_file = vec![
-            path_str(&cli.report_dir.join("load_test.html")),
-            path_str(&cli.report_dir.join("load_test.json")),
-        ];
-    }
-    // Our CSVs and summary count every operation from the first; Goose's reports must
-    // count the same ones, so its reset after ramp-up is off.
-    goose.no_reset_metrics = true;
-    // With --dashboard Goose keeps a run folder (for the UI's "save report"): keep it with
-    // the other reports rather than in the working directory.
-    if goose.dashboard && goose.output_dir.is_none() {
-        goose.output_dir = Some(path_str(&cli.report_dir.join("goose-run")));
-    }
-    // The telnet controller binds a fixed port: two runs on one machine would collide.
-    goose.no_telnet = true;
-    goose.host = Some(match database {
-        Some(t) => format!("pg://{}", t.display()),
-        None => "pg://127.0.0.1/embedded".into(),
-    });
-
-    Ok((goose, profile))
-}
-
-/// `capacity`: the steps set the load, so only the bulk inserters' pacing is the user's; the
-/// built-in `capacity` objectives unless a profile is given.
-fn capacity_pacing(
-    args: &crate::cli::PacingArgs,
-    profile: &mut Option<crate::profile::Profile>,
-) -> Result<Pacing, ConfigError> {
-    if profile.is_none() {
-        let built_in = crate::profile::built_in("capacity").map_err(|e| bad(e.to_string()))?;
-        *profile = Some(built_in);
-    }
-    let mut pacing = Pacing::default();
-    if let Some(t) = &args.bulk_think_time {
-        pacing.bulk_think_time =
-            parse_think_time(t).map_err(|e| bad(format!("--bulk-think-time {e}")))?;
-    }
-    Ok(pacing)
-}
-
-/// What the command line itself said (before a profile filled in the rest).
-struct Explicit {
-    users: Option<usize>,
-    run_time: Option<String>,
-    hatch_rate: bool,
-}
-
-/// The load model: think times, or an arrival schedule served by `--max-in-flight` Goose
-/// users (all started at once; the run lasts as long as the schedule). Flags win over the
-/// profile's fields.
-fn pacing(
-    args: &crate::cli::PacingArgs,
-    goose: &mut GooseConfiguration,
-    explicit: &Explicit,
-    profile: Option<&crate::profile::Profile>,
-    is_load: bool,
-) -> Result<Pacing, ConfigError> {
-    let from_profile = |f: fn(&crate::profile::Profile) -> Option<String>| profile.and_then(f);
-    let think = args
-        .think_time
-        .clone()
-        .or_else(|| from_profile(|p| p.think_time.clone()));
-    let rate = args.arrival_rate.or(profile.and_then(|p| p.arrival_rate));
-    let stages = args
-        .arrival_stages
-        .clone()
-        .or_else(|| from_profile(|p| p.arrival_stages.clone()));
-    let open_flags = args.arrival_rate.is_some()
-        || args.arrival_stages.is_some()
-        || args.max_in_flight.is_some();
-    let closed_flags = args.think_time.is_some() || args.bulk_think_time.is_some();
-    if !is_load && (open_flags || closed_flags) {
-        return Err(bad(
-            "--think-time, --arrival-rate, --arrival-stages and --max-in-flight pace the load \
-             test; the subcommands have their own pacing",
-        ));
-    }
-    let mut pacing = Pacing::default();
-    if let Some(t) = &think {
-        pacing.think_time = parse_think_time(t).map_err(|e| bad(format!("--think-time {e}")))?;
-    }
-    if let Some(t) = &args.bulk_think_time {
-        pacing.bulk_think_time =
-            parse_think_time(t).map_err(|e| bad(format!("--bulk-think-time {e}")))?;
-        if pacing.bulk_think_time.1.is_zero() {
-            return Err(bad(
-                "--bulk-think-time must be above 0: bulk inserters are background load",
-            ));
-        }
-    }
-    if rate.is_none() && stages.is_none() {
-        if args.max_in_flight.is_some() {
-            return Err(bad(
-                "--max-in-flight needs --arrival-rate or --arrival-stages (the open model)",
-            ));
-        }
-        return Ok(pacing);
-    }
-    if args.think_time.is_some() {
-        return Err(bad(
-            "--think-time paces the closed model; with --arrival-rate the schedule paces the users",
-        ));
-    }
-    pacing.open = Some(open_model(args, goose, explicit, rate, stages.as_deref())?);
-    Ok(pacing)
-}
-
-/// The open model's schedule and users; sets Goose's users, start rate and run time to serve
-/// it.
-fn open_model(
-    args: &crate::cli::PacingArgs,
-    goose: &mut GooseConfiguration,
-    explicit: &Explicit,
-    rate: Option<f64>,
-    stages: Option<&str>,
-) -> Result<Open, ConfigError> {
-    if explicit.hatch_rate {
-        return Err(bad(
-            "--hatch-rate ramps users in the closed model; in the open model ramp the rate with \
-             --arrival-stages",
-        ));
-    }
-    if goose.throttle_requests.is_some_and(|t| t > 0) {
-        return Err(bad(
-            "--throttle-requests contradicts --arrival-rate: give one",
-        ));
-    }
-    if let Some(r) = rate {
-        if !(r.is_finite() && (r > 0.0 || (stages.is_some() && r == 0.0))) {
-            return Err(bad(format!("--arrival-rate must be above 0, got {r}")));
-        }
-    }
-    let plan = match stages {
-        Some(text) => {
-            if explicit.run_time.is_some() {
-                return Err(bad(
-                    "give --run-time or --arrival-stages, not both: the stages set the run's length",
-                ));
-            }
-            let stages = parse_stages(text).map_err(|e| bad(format!("--arrival-stages: {e}")))?;
-            Plan {
-                start_rate: rate.unwrap_or(0.0),
-                stages,
-                spacing: args.arrivals,
-                max_lag: args.max_lag,
-            }
-        }
-        None => {
-            let run_time = goose.run_time.as_deref().ok_or_else(|| {
-                bad("--arrival-rate needs --run-time (or ramp it with --arrival-stages)")
-            })?;
-            let duration = humantime::parse_duration(run_time)
-                .or_else(|_| run_time.parse::<u64>().map(Duration::from_secs))
-                .map_err(|_| bad(format!("--run-time '{run_time}' is not a duration")))?;
-            Plan::constant(
-                rate.expect("open model"),
-                duration,
-                args.arrivals,
-                args.max_lag,
-            )
-        }
-    };
-    if args.max_lag.is_zero() {
-        return Err(bad("--max-lag must be above 0"));
-    }
-    if let (Some(users), Some(n)) = (explicit.users, args.max_in_flight) {
-        if users != n {
-            return Err(bad(
-                "in the open model --users and --max-in-flight are the same number (the users \
-                 serving arrivals): give one",
-            ));
-        }
-    }
-    let max_in_flight = args.max_in_flight.or(goose.users).unwrap_or(100);
-    if max_in_flight == 0 {
-        return Err(bad("--max-in-flight must be at least 1"));
-    }
-    goose.users = Some(max_in_flight);
-    // All users start within the first second: the schedule, not the users, ramps the load.
-    goose.increase_rate = Some(max_in_flight.to_string());
-    goose.run_time = Some(format!("{}s", plan.duration().as_secs_f64().ceil() as u64));
-    // Goose times whole transactions and scenarios, which here include the wait for the
-    // next arrival: its request figures (ours, from the intended start) are the ones to read.
-    goose.no_transaction_metrics = true;
-    goose.no_scenario_metrics = true;
-    Ok(Open {
-        plan,
-        max_in_flight,
-    })
-}
-
 /// PostgreSQL's `statement_timeout` counts whole milliseconds and 0 turns it off, so a value
 /// under 1 ms would silently mean "no timeout": refuse it, and round the rest to whole
 /// milliseconds here, once, rather than let each `SET` truncate.
@@ -661,90 +440,4 @@ fn whole_millis(timeout: Duration) -> Result<Duration, ConfigError> {
     Ok(Duration::from_millis(
         (timeout.as_secs_f64() * 1000.0).round() as u64,
     ))
-}
-
-/// Goose checks these too, but only once the load test starts: after seeding. Checking here
-/// fails in a second rather than after minutes of setup.
-fn check_goose_numbers(goose: &GooseConfiguration) -> Result<(), ConfigError> {
-    if goose.users == Some(0) {
-        return Err(bad("--users must be at least 1"));
-    }
-    for (flag, value) in [
-        ("--increase-rate/--hatch-rate", &goose.increase_rate),
-        ("--decrease-rate", &goose.decrease_rate),
-    ] {
-        if let Some(v) = value {
-            match v.parse::<f64>() {
-                Ok(r) if r > 0.0 && r.is_finite() => {}
-                _ => return Err(bad(format!("{flag} must be a number above 0, got '{v}'"))),
-            }
-        }
-    }
-    for (flag, value) in [
-        ("--run-time", &goose.run_time),
-        ("--increase-time", &goose.increase_time),
-    ] {
-        if let Some(v) = value {
-            let ok = humantime::parse_duration(v)
-                .map(|d| !d.is_zero())
-                .unwrap_or_else(|_| v.parse::<u64>().map(|n| n > 0).unwrap_or(false));
-            if !ok {
-                return Err(bad(format!(
-                    "{flag} must be a positive duration such as 30s, 10m or 1h, got '{v}'"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Goose refuses a web UI that anyone could control, but only when the load test starts:
-/// after seeding. The same rules, checked before anything runs.
-fn check_dashboard(goose: &GooseConfiguration) -> Result<(), ConfigError> {
-    let token = goose
-        .dashboard_auth_token
-        .as_deref()
-        .is_some_and(|t| !t.trim().is_empty());
-    if !goose.dashboard || goose.dashboard_no_auth || token {
-        return Ok(());
-    }
-    if goose.dashboard_control {
-        return Err(bad(
-            "--dashboard-control needs --dashboard-auth-token (or, on a trusted network, --dashboard-no-auth)",
-        ));
-    }
-    let host = goose
-        .dashboard_host
-        .as_deref()
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .unwrap_or("127.0.0.1");
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        return Err(bad(format!(
-            "--dashboard-host {host} is not a loopback address: give --dashboard-auth-token (or --dashboard-no-auth)"
-        )));
-    }
-    Ok(())
-}
-
-/// Creates the report directory and proves it writable now, not after ten minutes of load.
-fn ensure_writable(dir: &Path) -> Result<(), ConfigError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| bad(format!("report directory {}: {e}", dir.display())))?;
-    tempfile::NamedTempFile::new_in(dir).map_err(|e| {
-        bad(format!(
-            "report directory {} is not writable: {e}",
-            dir.display()
-        ))
-    })?;
-    Ok(())
-}
-
-fn path_str(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
