@@ -20,7 +20,7 @@ pub async fn watch(
     pool_size: u32,
     stop: CancellationToken,
 ) -> ServerFigures {
-    let mut poller = Poller::new(primary, Vec::new());
+    let mut poller = Poller::vitals(primary);
     let mut seen = Seen::default();
     loop {
         tokio::select! {

@@ -73,6 +73,8 @@ pub struct Poller {
     primary_client: Option<Client>,
     replica_clients: Vec<Option<Client>>,
     last_blocks: Option<(i64, i64)>,
+    // Table and index sizes too (the exporter), or only what the load test's watch reads.
+    sizes: bool,
 }
 
 impl Poller {
@@ -86,6 +88,16 @@ impl Poller {
             primary_client: None,
             replica_clients,
             last_blocks: None,
+            sizes: true,
+        }
+    }
+
+    /// A poller of the primary's cache counters, connections and replication only: no
+    /// table or index sizes (the load test's once-a-second watch).
+    pub fn vitals(primary: Target) -> Poller {
+        Poller {
+            sizes: false,
+            ..Poller::new(primary, Vec::new())
         }
     }
 
@@ -165,7 +177,7 @@ impl Poller {
             self.primary_client = Some(self.primary.connect().await?);
         }
         let client = self.primary_client.as_ref().expect("connected above");
-        Ok(super::server_sql::read_primary(client).await?)
+        Ok(super::server_sql::read_primary(client, self.sizes).await?)
     }
 
     async fn poll_replica(&mut self, i: usize) -> Result<bool, PollError> {

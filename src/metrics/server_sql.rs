@@ -78,8 +78,13 @@ const REPLICATION: &str = "SELECT coalesce(application_name, ''), \
      pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8 \
      FROM pg_stat_replication ORDER BY pid";
 
-/// Reads everything the server-side series need from the primary.
-pub async fn read_primary(client: &Client) -> Result<PrimaryState, tokio_postgres::Error> {
+/// Reads everything the server-side series need from the primary; with `sizes` false, leaves
+/// out the table and index sizes (a catalog walk per table: the load test's once-a-second
+/// watch needs only the cache counters and replication).
+pub async fn read_primary(
+    client: &Client,
+    sizes: bool,
+) -> Result<PrimaryState, tokio_postgres::Error> {
     let settings = client.query_one(SETTINGS, &[]).await?;
     let citus: bool = settings.get(3);
     let in_recovery: bool = settings.get(4);
@@ -95,20 +100,24 @@ pub async fn read_primary(client: &Client) -> Result<PrimaryState, tokio_postgre
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect(),
         blocks: (blocks.get(0), blocks.get(1)),
-        tables: client
+        tables: Vec::new(),
+        indexes: Vec::new(),
+        replication: Vec::new(),
+    };
+    if sizes {
+        state.tables = client
             .query(&tables_sql(), &[])
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect(),
-        indexes: client
+            .collect();
+        state.indexes = client
             .query(&indexes_sql(), &[])
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-            .collect(),
-        replication: Vec::new(),
-    };
+            .collect();
+    }
     // A standby has no WAL position of its own to measure replicas against.
     if !in_recovery {
         let senders: Vec<WalSender> = client
@@ -125,7 +134,7 @@ pub async fn read_primary(client: &Client) -> Result<PrimaryState, tokio_postgre
             .collect();
         state.replication = name_replicas(&senders);
     }
-    if citus {
+    if citus && sizes {
         if let Err(e) = citus_sizes(client, &mut state).await {
             log::warn!("citus sizes unavailable, keeping the coordinator's: {e}");
         }
