@@ -476,14 +476,54 @@ pub struct DataArgs {
         help_heading = "Schema and data"
     )]
     pub seed: u64,
-    /// Topics (clusters) per namespace.
+    /// Synthetic data: topics (cluster centres) shared by all namespaces.
     #[arg(
         long,
         global = true,
-        default_value_t = 16,
+        default_value_t = 6,
         help_heading = "Schema and data"
     )]
     pub topics: usize,
+    /// Synthetic data: subtopics per topic.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 4,
+        help_heading = "Schema and data"
+    )]
+    pub subtopics: usize,
+    /// Synthetic data: spread of a topic's subtopic centres (norm relative to the unit centre).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 0.3,
+        help_heading = "Schema and data"
+    )]
+    pub subtopic_spread: f64,
+    /// Synthetic data: norm of a row's noise relative to its unit subtopic centre (more: harder).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 1.0,
+        help_heading = "Schema and data"
+    )]
+    pub noise: f64,
+    /// Synthetic data: exponent of the noise's spectrum over the dimensions (0: isotropic noise in every dimension; larger: fewer effective dimensions).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 0.7,
+        help_heading = "Schema and data"
+    )]
+    pub anisotropy: f64,
+    /// Synthetic data: spread of the rows' noise scales (log-normal σ; rows with little noise become hubs).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 0.05,
+        help_heading = "Schema and data"
+    )]
+    pub hubness: f64,
     /// Zipf exponent of namespace sizes (0 = equal sizes).
     #[arg(
         long,

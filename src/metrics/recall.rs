@@ -1,7 +1,7 @@
 //! Recall@k under load, on a sample: one search in [`SAMPLE_EVERY`] of each kind (the first
 //! one included) is handed, with the rows the user got, to a background task that asks the
-//! server for the exact answer ([`crate::engine::recall::exact_top_k`]: the same SQL with index
-//! scans off) on its own connection to the primary, and scores it with the benchmark suite's
+//! server for the exact answer ([`crate::engine::recall::exact_top_k`]: a brute-force
+//! scan) on its own connection to the primary, and scores it with the benchmark suite's
 //! own [`crate::engine::recall::recall`]. The user never waits for it: the hand-off is a
 //! `try_send` into a one-slot channel, dropped when the task is busy, and the task takes at
 //! most one sample a second so that brute-force scans stay a small share of the server's work.

@@ -1,49 +1,30 @@
-//! Deterministic embedding data for the `memory_entries` table: synthetic
-//! clustered vectors, or real vectors loaded from `.npy` / `.fvecs` files.
+//! Deterministic embedding data for the `memory_entries` table: synthetic vectors with the
+//! structure of real embeddings ([`synthetic`]: shared topics, subtopics, anisotropic noise,
+//! hubness), or real vectors loaded from `.npy` / `.fvecs` files.
 //!
-//! Why clustered topics: real sentence embeddings are strongly clustered
-//! (texts about the same thing land close together). Uniform random vectors in
-//! 384 dimensions are all nearly orthogonal (cosine ≈ 0 ± 0.05), so the
-//! original suite's `similarity >= 0.7` search returned nothing and measured
-//! an empty-result query instead of a real one. Here every namespace has a few
-//! topic centres on the unit sphere and each row is `normalise(centre + noise)`,
-//! with the noise scaled by `1/sqrt(dim)` so that two members of a topic have
-//! a cosine of about `1/(1+τ²)` whatever the dimension. A query drawn the same
-//! way finds its nearest neighbours at 0.7–0.9, while unrelated vectors stay
-//! near 0, as with real embeddings.
-//!
-//! Every vector is random-access: row `(ns, row)` is generated from its own
-//! RNG seeded by `(seed, ns, row)`, so workers can produce any row in O(dim)
-//! without materialising the data set, and two runs with equal
-//! [`DatasetSpec`]s see identical data (checked by [`Dataset::fingerprint`]).
-
-use std::fmt;
-use std::path::Path;
-use std::sync::OnceLock;
+//! Every vector is random-access: row `(ns, row)` is generated from its own RNG seeded by
+//! `(seed, ns, row)`, so workers can produce any row in O(dim) without materialising the data
+//! set, and two runs with equal [`DatasetSpec`]s see identical data (checked by
+//! [`Dataset::fingerprint`]).
 
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
 
 mod error;
+mod synthetic;
 mod vectors_file;
+
+use synthetic::Synthetic;
 
 pub use error::DatasetError;
 
 /// Bumped whenever the generator changes the vectors it produces for a given
 /// spec, so that fingerprints of old and new data never match.
-const FORMAT_VERSION: u64 = 1;
+const FORMAT_VERSION: u64 = 2;
 
-/// Noise norm relative to the unit-length topic centre (τ). Two rows of one
-/// topic have cosine ≈ 1/(1+τ²) ≈ 0.73; the nearest of a few hundred topic
-/// mates (the ones with less spread) then sit at ≈ 0.8, like real top-k hits.
-const NOISE: f64 = 0.6;
-/// Per-row spread multiplier range: some rows sit tight on their topic, some
-/// are vaguer, which spreads the neighbour similarities like real data.
-const SPREAD_MIN: f64 = 0.7;
-const SPREAD_MAX: f64 = 1.3;
-/// Zipf exponent of topic popularity inside a namespace.
-const TOPIC_ZIPF: f64 = 0.7;
 /// Noise norm added to a stored vector to make a query for file data
 /// (cosine to its source ≈ 0.97): close to real data but never an exact copy.
 const FILE_QUERY_NOISE: f64 = 0.25;
@@ -60,8 +41,18 @@ pub struct DatasetSpec {
     pub dim: usize,
     /// Seed from which all synthetic vectors derive.
     pub seed: u64,
-    /// Topic clusters per namespace.
-    pub topics_per_namespace: usize,
+    /// Topics (cluster centres) shared by all namespaces.
+    pub topics: usize,
+    /// Subtopics per topic.
+    pub subtopics: usize,
+    /// Spread of a topic's subtopic centres around it (norm relative to the unit centre).
+    pub subtopic_spread: f64,
+    /// Norm of a row's noise relative to its unit subtopic centre.
+    pub noise: f64,
+    /// Exponent of the noise's variance spectrum over the dimensions (0 = isotropic).
+    pub anisotropy: f64,
+    /// Standard deviation of the log of a row's noise scale (0 = every row equally spread).
+    pub hubness: f64,
     /// 0.0 = equal namespace sizes; > 0 = Zipf-like exponent over namespaces
     /// (the total stays the same and every namespace keeps at least 1 row).
     pub skew: f64,
@@ -74,7 +65,12 @@ impl Default for DatasetSpec {
             rows_per_namespace: 5000,
             dim: 384,
             seed: 42,
-            topics_per_namespace: 16,
+            topics: 6,
+            subtopics: 4,
+            subtopic_spread: 0.3,
+            noise: 1.0,
+            anisotropy: 0.7,
+            hubness: 0.05,
             skew: 0.0,
         }
     }
@@ -94,14 +90,6 @@ pub struct Dataset {
 enum Source {
     Synthetic(Synthetic),
     File(FileVectors),
-}
-
-struct Synthetic {
-    /// Cumulative topic popularity, shared by all namespaces.
-    topic_cdf: Vec<f64>,
-    /// Per-namespace topic centres (topics × dim), built on first use so a
-    /// run touching one namespace of thousands doesn't pay for all of them.
-    centres: Vec<OnceLock<Vec<f32>>>,
 }
 
 /// Vectors read from a file, already normalised.
@@ -127,8 +115,21 @@ impl Dataset {
         if spec.rows_per_namespace == 0 {
             return invalid("rows_per_namespace must be at least 1");
         }
-        if spec.topics_per_namespace == 0 {
-            return invalid("topics_per_namespace must be at least 1");
+        if spec.topics == 0 || spec.topics > u32::MAX as usize {
+            return invalid("topics must be at least 1");
+        }
+        if spec.subtopics == 0 {
+            return invalid("subtopics must be at least 1");
+        }
+        for (name, value) in [
+            ("subtopic_spread", spec.subtopic_spread),
+            ("noise", spec.noise),
+            ("anisotropy", spec.anisotropy),
+            ("hubness", spec.hubness),
+        ] {
+            if !value.is_finite() || value < 0.0 {
+                return invalid(&format!("{name} must be a finite number ≥ 0, got {value}"));
+            }
         }
         if !spec.skew.is_finite() || spec.skew < 0.0 {
             return invalid(&format!(
@@ -140,9 +141,7 @@ impl Dataset {
             return invalid("namespaces × rows_per_namespace overflows");
         };
         let sizes = namespace_sizes(spec.namespaces, total, spec.skew);
-        let topic_cdf =
-            cumulative((0..spec.topics_per_namespace).map(|t| ((t + 1) as f64).powf(-TOPIC_ZIPF)));
-        let centres = (0..spec.namespaces).map(|_| OnceLock::new()).collect();
+        let synthetic = Synthetic::new(&spec);
         let mut h = Fnv::new();
         h.u64(FORMAT_VERSION);
         h.bytes(b"synthetic");
@@ -150,14 +149,23 @@ impl Dataset {
         h.u64(spec.rows_per_namespace as u64);
         h.u64(spec.dim as u64);
         h.u64(spec.seed);
-        h.u64(spec.topics_per_namespace as u64);
+        h.u64(spec.topics as u64);
+        h.u64(spec.subtopics as u64);
+        for knob in [
+            spec.subtopic_spread,
+            spec.noise,
+            spec.anisotropy,
+            spec.hubness,
+        ] {
+            h.u64(knob.to_bits());
+        }
         h.u64(spec.skew.to_bits());
         Ok(Dataset {
             fingerprint: format!("{:016x}", h.finish()),
             sizes,
             total,
             spec,
-            source: Source::Synthetic(Synthetic { topic_cdf, centres }),
+            source: Source::Synthetic(synthetic),
         })
     }
 
@@ -249,7 +257,7 @@ impl Dataset {
         match &self.source {
             Source::Synthetic(syn) => {
                 let mut rng = self.row_rng(ns, row);
-                self.synth_into(syn, ns, &mut rng, buf);
+                syn.draw(&self.spec, ns, &mut rng, buf);
             }
             Source::File(file) => buf.copy_from_slice(self.file_row(file, ns, row)),
         }
@@ -264,7 +272,7 @@ impl Dataset {
         self.check_args(ns, &v);
         match &self.source {
             Source::Synthetic(syn) => {
-                self.synth_into(syn, ns, rng, &mut v);
+                syn.draw(&self.spec, ns, rng, &mut v);
             }
             Source::File(file) => {
                 let row = rng.random_range(0..self.sizes[ns]);
@@ -288,7 +296,7 @@ impl Dataset {
             Source::Synthetic(syn) => {
                 // The topic is the row RNG's first draw, so this is cheap and
                 // agrees with the vector.
-                let topic = pick(&syn.topic_cdf, self.row_rng(ns, row).random::<f64>());
+                let topic = syn.topic(&self.spec, ns, self.row_rng(ns, row).random::<f64>());
                 format!("memory {ns_name}/{key} topic {topic}")
             }
             Source::File(_) => {
@@ -311,8 +319,18 @@ impl Dataset {
         let s = &self.spec;
         match &self.source {
             Source::Synthetic(_) => format!(
-                "synthetic: {} namespaces × {} rows, dim {}, seed {}, {} topics/ns, skew {}",
-                s.namespaces, s.rows_per_namespace, s.dim, s.seed, s.topics_per_namespace, s.skew
+                "synthetic: {} namespaces × {} rows, dim {}, seed {}, {} shared topics × {} \
+                 subtopics, noise {} anisotropy {} hubness {}, skew {}",
+                s.namespaces,
+                s.rows_per_namespace,
+                s.dim,
+                s.seed,
+                s.topics,
+                s.subtopics,
+                s.noise,
+                s.anisotropy,
+                s.hubness,
+                s.skew
             ),
             Source::File(f) => format!(
                 "file {}: {} vectors, dim {}, over {} namespaces",
@@ -336,46 +354,6 @@ impl Dataset {
 
     fn row_rng(&self, ns: usize, row: usize) -> RowRng {
         RowRng::new(mix(&[self.spec.seed, 0x726f77, ns as u64, row as u64]))
-    }
-
-    /// Shared by stored rows and queries so both use exactly the same scales.
-    fn synth_into<R: Rng + ?Sized>(
-        &self,
-        syn: &Synthetic,
-        ns: usize,
-        rng: &mut R,
-        buf: &mut [f32],
-    ) {
-        let dim = self.spec.dim;
-        let topic = pick(&syn.topic_cdf, rng.random::<f64>());
-        let spread = SPREAD_MIN + (SPREAD_MAX - SPREAD_MIN) * rng.random::<f64>();
-        let sigma = (NOISE * spread / (dim as f64).sqrt()) as f32;
-        let centres = syn.centres[ns].get_or_init(|| self.make_centres(ns));
-        let centre = &centres[topic * dim..(topic + 1) * dim];
-        for (b, &c) in buf.iter_mut().zip(centre) {
-            *b = c + sigma * rng.sample::<f32, _>(StandardNormal);
-        }
-        normalise(buf);
-    }
-
-    fn make_centres(&self, ns: usize) -> Vec<f32> {
-        let dim = self.spec.dim;
-        let mut out = vec![0.0; self.spec.topics_per_namespace * dim];
-        for (topic, centre) in out.chunks_mut(dim).enumerate() {
-            // Independent Gaussian directions: distinct topics (and namespaces)
-            // are near-orthogonal, like unrelated texts.
-            let mut rng = RowRng::new(mix(&[
-                self.spec.seed,
-                0x746f706963,
-                ns as u64,
-                topic as u64,
-            ]));
-            for x in centre.iter_mut() {
-                *x = rng.sample(StandardNormal);
-            }
-            normalise(centre);
-        }
-        out
     }
 
     fn file_index(&self, ns: usize, row: usize) -> usize {
@@ -428,7 +406,7 @@ fn namespace_sizes(n: usize, total: usize, skew: f64) -> Vec<usize> {
     sizes
 }
 
-fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
+pub(super) fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
     let mut acc = 0.0;
     let mut cdf: Vec<f64> = weights
         .map(|w| {
@@ -443,7 +421,7 @@ fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
 }
 
 /// Index of the first cumulative weight above `u` (u in [0, 1)).
-fn pick(cdf: &[f64], u: f64) -> usize {
+pub(super) fn pick(cdf: &[f64], u: f64) -> usize {
     cdf.partition_point(|&c| c <= u).min(cdf.len() - 1)
 }
 
@@ -472,7 +450,7 @@ fn splitmix64(state: &mut u64) -> u64 {
 }
 
 /// Combines several numbers into one well-mixed seed.
-fn mix(parts: &[u64]) -> u64 {
+pub(super) fn mix(parts: &[u64]) -> u64 {
     let mut state = 0x6a09_e667_f3bc_c909u64;
     let mut out = 0;
     for &p in parts {
@@ -486,12 +464,12 @@ fn mix(parts: &[u64]) -> u64 {
 /// xoshiro256++, written out here rather than using `SmallRng`/`StdRng`,
 /// whose streams rand documents as free to change between releases and
 /// platforms: the data behind a fingerprint must stay the same.
-struct RowRng {
+pub(super) struct RowRng {
     s: [u64; 4],
 }
 
 impl RowRng {
-    fn new(seed: u64) -> Self {
+    pub(super) fn new(seed: u64) -> Self {
         let mut sm = seed;
         RowRng {
             s: std::array::from_fn(|_| splitmix64(&mut sm)),
