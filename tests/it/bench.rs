@@ -446,7 +446,7 @@ async fn synthetic_defaults_make_ef_search_matter_and_cross_search_merge() {
         report
             .results
             .iter()
-            .find(|r| r.operation == op && r.ef_search == Some(ef))
+            .find(|r| r.operation == op && r.ef_search == ef)
             .unwrap_or_else(|| panic!("no {op} at ef_search {ef}: {:?}", report.results))
     };
     let (low, high) = (
