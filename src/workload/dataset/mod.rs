@@ -26,9 +26,11 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 mod error;
+mod files;
 mod vectors_file;
 
 pub use error::DatasetError;
+pub use files::{FileSet, Format, Metric};
 
 /// Bumped whenever the generator changes the vectors it produces for a given
 /// spec, so that fingerprints of old and new data never match.
