@@ -37,6 +37,9 @@ mod hdf5;
 mod npy;
 mod vdbb;
 
+#[cfg(test)]
+mod tests;
+
 /// What [`FileSet::for_each_chunk`] calls: `(ids, rows)`.
 type ChunkFn<'a> = dyn FnMut(&[u64], &[f32]) -> Result<(), DatasetError> + 'a;
 /// What the positional readers call: `(index of the first row, rows)`.
