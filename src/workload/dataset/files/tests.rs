@@ -1,6 +1,7 @@
 //! Real files in every format, written with hand-made bytes (npy, fvecs, ivecs) or the
 //! formats' own writers (hdf5-pure, parquet), read back through [`FileSet`].
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use parquet::schema::parser::parse_message_type;
 
 use super::*;
 
+mod fixtures;
 mod memory;
 
 /// `rows`×`dim` distinct values: row r, column c holds r + c / 1000.
