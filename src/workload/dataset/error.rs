@@ -20,8 +20,11 @@ pub enum DatasetError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The file's extension is neither `.npy` nor `.fvecs`.
-    #[error("vector file {path}: unsupported format (expected a .npy or .fvecs file)")]
+    /// The path is none of the supported formats (by extension, or a directory).
+    #[error(
+        "vector file {path}: unsupported format (expected a .npy, .fvecs or .hdf5/.h5 file or a \
+         VectorDBBench directory of .parquet files; queries in .fvecs or .npy, ground truth in .ivecs)"
+    )]
     UnsupportedFormat {
         /// The file.
         path: String,
@@ -89,6 +92,50 @@ pub enum DatasetError {
         path: String,
         /// Index of the vector in the file.
         index: usize,
+    },
+    /// The queries' dimension differs from the training vectors'.
+    #[error("query file {path}: dimension {dim} differs from the training vectors' {train_dim}")]
+    QueryDimension {
+        /// The file holding the queries.
+        path: String,
+        /// Dimension of the queries.
+        dim: usize,
+        /// Dimension of the training vectors.
+        train_dim: usize,
+    },
+    /// The ground truth has another number of rows than there are queries.
+    #[error("ground truth {path}: {rows} rows for {queries} queries")]
+    GroundTruthRows {
+        /// The file holding the ground truth.
+        path: String,
+        /// Rows of ground truth.
+        rows: usize,
+        /// Number of queries.
+        queries: usize,
+    },
+    /// A ground-truth file was given for a data set without queries.
+    #[error("ground truth {path}: the data set has no queries for it (give a query file too)")]
+    GroundTruthWithoutQueries {
+        /// The ground-truth file.
+        path: String,
+    },
+    /// A dataset, column or file the format requires is absent.
+    #[error("vector file {path}: missing {what}")]
+    MissingData {
+        /// The file or directory.
+        path: String,
+        /// What is missing, e.g. "dataset 'test'" or "column 'emb'".
+        what: String,
+    },
+    /// The HDF5 or Parquet library could not read the file.
+    #[error("vector file {path}: cannot read as {format}: {reason}")]
+    Library {
+        /// The file.
+        path: String,
+        /// "HDF5" or "Parquet".
+        format: &'static str,
+        /// The library's message.
+        reason: String,
     },
     /// Fewer vectors than namespaces, which would leave namespaces empty.
     #[error("vector file {path}: {vectors} vectors cannot fill {namespaces} namespaces")]

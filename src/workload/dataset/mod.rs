@@ -14,12 +14,14 @@ use std::fmt;
 use std::path::Path;
 
 mod error;
+mod files;
 mod synthetic;
 mod vectors_file;
 
 use synthetic::Synthetic;
 
 pub use error::DatasetError;
+pub use files::{FileSet, Format, Metric};
 
 /// Bumped whenever the generator changes the vectors it produces for a given
 /// spec, so that fingerprints of old and new data never match.
