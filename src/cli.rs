@@ -532,14 +532,38 @@ pub struct DataArgs {
         help_heading = "Schema and data"
     )]
     pub namespace_skew: f64,
-    /// Real vectors from a .npy or .fvecs file instead of synthetic ones.
+    /// Real vectors instead of synthetic ones: a .npy or .fvecs file (with X_query.fvecs and
+    /// X_groundtruth.ivecs beside an X_base.fvecs), an ann-benchmarks .hdf5 file, or a
+    /// VectorDBBench directory (train/test/neighbors .parquet).
+    #[arg(
+        long,
+        visible_alias = "dataset",
+        global = true,
+        value_name = "PATH",
+        help_heading = "Schema and data"
+    )]
+    pub vectors_file: Option<PathBuf>,
+    /// Query vectors (.fvecs or .npy) for --vectors-file, instead of its own test queries.
     #[arg(
         long,
         global = true,
         value_name = "FILE",
+        requires = "vectors_file",
         help_heading = "Schema and data"
     )]
-    pub vectors_file: Option<PathBuf>,
+    pub queries_file: Option<PathBuf>,
+    /// Ground truth (.ivecs: the nearest training rows of each query) for --queries-file.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        requires = "vectors_file",
+        help_heading = "Schema and data"
+    )]
+    pub ground_truth: Option<PathBuf>,
+    /// The distance searched by (default: what the data set file declares, else cosine).
+    #[arg(long, global = true, value_enum, help_heading = "Schema and data")]
+    pub distance: Option<crate::workload::Distance>,
     /// Drop and recreate memory_entries (only when this harness created it).
     #[arg(long, global = true, help_heading = "Schema and data")]
     pub reset: bool,

@@ -308,7 +308,7 @@ async fn open_pool(
         statement_timeout: job.connections.session.statement_timeout,
     };
     let size = spec.users as u32 + 1;
-    let vt = job.workload.vector_type;
+    let vt = job.workload.embedding;
     let pool = pool::build(primary, &session, vt, size, job.connections.pool_timeout)
         .await
         .map_err(|source| BenchError::Connect {
@@ -451,7 +451,7 @@ async fn judge(
     workload: &Workload,
 ) -> Result<Vec<f64>, BenchError> {
     use futures::StreamExt;
-    let (min_similarity, vt) = (workload.min_similarity, workload.vector_type);
+    let (min_similarity, vt) = (workload.min_similarity, workload.embedding);
     let pool = pool::build(
         &primary.with_application_name(TRUTH_APP),
         session,

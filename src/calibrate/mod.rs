@@ -325,15 +325,16 @@ async fn calibrate_op(
         },
     };
     check_names(dataset, params)?;
+    let distance = job.workload.embedding.distance;
     let plan = match op {
         CalibOp::Single => {
             store_queries(primary, dataset, settings.queries, job.workload).await?;
-            Some(check_plan(primary, &session_sql, &harness_sql(op, k)).await?)
+            Some(check_plan(primary, &session_sql, &harness_sql(op, k, distance)).await?)
         }
         CalibOp::Retrieve => None,
     };
-    let sql = harness_sql(op, k);
-    let script = pgbench_script(op, k, params);
+    let sql = harness_sql(op, k, distance);
+    let script = pgbench_script(op, k, distance, params);
     println!("{}: pgbench ...", op.op().name());
     let dir = sides.work_dir.to_path_buf();
     let (bin, target, script_text) = (sides.bin_dir.to_path_buf(), primary.clone(), script.clone());

@@ -2,10 +2,12 @@
 //! with `:var`), the query table the search reads its vectors from, and the plan check.
 
 use super::*;
+use crate::workload::Distance;
 
 /// The statement of `op` with its parameters written by `param(i)` (pgbench's `:var`
 /// or our `$i`), and the parameter draw.
-fn statement(op: CalibOp, k: u32, param: impl Fn(usize) -> String) -> String {
+fn statement(op: CalibOp, k: u32, d: Distance, param: impl Fn(usize) -> String) -> String {
+    let op_ = d.operator();
     match op {
         // The names as Dataset::namespace_name / Dataset::key write them (ns_007, key_000042).
         CalibOp::Retrieve => format!(
@@ -17,12 +19,15 @@ fn statement(op: CalibOp, k: u32, param: impl Fn(usize) -> String) -> String {
         ),
         CalibOp::Single => format!(
             "SELECT namespace, key, value, metadata, \
-             1 - (embedding <=> (SELECT embedding FROM {QUERIES_TABLE} WHERE id = {})) AS similarity \
+             {} AS similarity \
              FROM memory_entries \
              WHERE namespace = (SELECT namespace FROM {QUERIES_TABLE} WHERE id = {}) \
-             ORDER BY embedding <=> (SELECT embedding FROM {QUERIES_TABLE} WHERE id = {}) \
+             ORDER BY embedding {op_} (SELECT embedding FROM {QUERIES_TABLE} WHERE id = {}) \
              LIMIT {k}",
-            param(1),
+            d.score(&format!(
+                "embedding {op_} (SELECT embedding FROM {QUERIES_TABLE} WHERE id = {})",
+                param(1)
+            )),
             param(2),
             param(3)
         ),
@@ -31,22 +36,23 @@ fn statement(op: CalibOp, k: u32, param: impl Fn(usize) -> String) -> String {
 
 /// The SQL our side prepares: exactly the text pgbench prepares from the script (pgbench
 /// numbers every `:var` occurrence `$1`, `$2`, ... in order).
-pub fn harness_sql(op: CalibOp, k: u32) -> String {
-    statement(op, k, |i| format!("${i}"))
+pub fn harness_sql(op: CalibOp, k: u32, d: Distance) -> String {
+    statement(op, k, d, |i| format!("${i}"))
 }
 
 /// The pgbench script.
-pub fn pgbench_script(op: CalibOp, k: u32, params: Params) -> String {
+pub fn pgbench_script(op: CalibOp, k: u32, d: Distance, params: Params) -> String {
     match params {
         Params::Retrieve { namespaces, rows } => format!(
             "\\set ns random(0, {})\n\\set row random(0, {})\n{};\n",
             namespaces - 1,
             rows - 1,
-            statement(op, k, |i| if i == 1 { ":ns" } else { ":row" }.to_string())
+            statement(op, k, d, |i| if i == 1 { ":ns" } else { ":row" }
+                .to_string())
         ),
         Params::Search { queries } => format!(
             "\\set q random(1, {queries})\n{};\n",
-            statement(op, k, |_| ":q".to_string())
+            statement(op, k, d, |_| ":q".to_string())
         ),
     }
 }
@@ -77,7 +83,7 @@ pub(super) async fn store_queries(
     queries: usize,
     workload: &Workload,
 ) -> Result<(), CalibrateError> {
-    let (seed, vt) = (workload.seed, workload.vector_type.sql());
+    let (seed, vt) = (workload.seed, workload.embedding.vector_type.sql());
     let db = CalibrateError::query("query table");
     let client = primary
         .connect()
@@ -165,7 +171,7 @@ pub(super) async fn check_plan(
     let total = scans.len() + removed;
     let hnsw = scans.iter().any(|l| l.contains("Index Scan using"))
         && plan.iter().any(|l| {
-            l.trim().starts_with("Order By: (embedding <=>")
+            l.trim().starts_with("Order By: (embedding <")
                 || l.trim().starts_with("Order By: (memory_entries")
         });
     let how = if hnsw {

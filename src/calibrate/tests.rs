@@ -1,4 +1,5 @@
 use super::*;
+use crate::workload::Distance;
 
 #[test]
 fn pgbench_and_harness_prepare_the_same_text() {
@@ -6,14 +7,22 @@ fn pgbench_and_harness_prepare_the_same_text() {
         namespaces: 10,
         rows: 5000,
     };
-    let script = pgbench_script(CalibOp::Retrieve, 10, params);
+    let script = pgbench_script(CalibOp::Retrieve, 10, Distance::Cosine, params);
     assert!(script.starts_with("\\set ns random(0, 9)\n\\set row random(0, 4999)\n"));
     // pgbench replaces each :var with $1, $2, ... in order of appearance.
     let sql_line = script.lines().nth(2).unwrap().trim_end_matches(';');
     let replaced = sql_line.replacen(":ns", "$1", 1).replacen(":row", "$2", 1);
-    assert_eq!(replaced, harness_sql(CalibOp::Retrieve, 10));
+    assert_eq!(
+        replaced,
+        harness_sql(CalibOp::Retrieve, 10, Distance::Cosine)
+    );
 
-    let script = pgbench_script(CalibOp::Single, 10, Params::Search { queries: 1000 });
+    let script = pgbench_script(
+        CalibOp::Single,
+        10,
+        Distance::Cosine,
+        Params::Search { queries: 1000 },
+    );
     let mut line = script
         .lines()
         .nth(1)
@@ -23,7 +32,7 @@ fn pgbench_and_harness_prepare_the_same_text() {
     for i in 1..=3 {
         line = line.replacen(":q", &format!("${i}"), 1);
     }
-    assert_eq!(line, harness_sql(CalibOp::Single, 10));
+    assert_eq!(line, harness_sql(CalibOp::Single, 10, Distance::Cosine));
     assert!(line.ends_with("LIMIT 10"));
 }
 

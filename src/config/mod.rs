@@ -157,7 +157,12 @@ impl Config {
 
         let is_bench = matches!(cli.command, Some(Command::Bench(_)));
         let (layout, iterative_scans) = index_and_data(&cli.data, is_bench)?;
-        let workload = workload(&cli.workload, cli.data.seed, cli.data.vector_type)?;
+        let distance = distance(&cli.data)?;
+        let embedding = crate::workload::Embedding {
+            vector_type: cli.data.vector_type,
+            distance,
+        };
+        let workload = workload(&cli.workload, cli.data.seed, embedding)?;
 
         let explicit = Explicit {
             users: goose.users,
@@ -226,6 +231,7 @@ impl Config {
                     m: cli.data.m,
                     ef_construction: cli.data.ef_construction,
                     vector_type: cli.data.vector_type,
+                    distance,
                     index: cli.data.index,
                     lists: cli.data.lists,
                 },
@@ -391,11 +397,42 @@ fn check_ivfflat(
     Ok(())
 }
 
+/// The distance: `--distance`, else what a data set file declares (ann-benchmarks' `distance`
+/// attribute), else cosine. A file whose declared distance differs from `--distance` is an
+/// error: its ground truth would mean nothing.
+fn distance(data: &crate::cli::DataArgs) -> Result<crate::workload::Distance, ConfigError> {
+    use crate::workload::dataset::{FileSet, Metric};
+    use crate::workload::Distance;
+    let declared = match &data.vectors_file {
+        Some(path) => FileSet::open(
+            path,
+            data.queries_file.as_deref(),
+            data.ground_truth.as_deref(),
+        )
+        .map_err(|e| bad(&e.to_string()))?
+        .metric()
+        .map(|m| match m {
+            Metric::Cosine => Distance::Cosine,
+            Metric::L2 => Distance::L2,
+            Metric::InnerProduct => Distance::Ip,
+        }),
+        None => None,
+    };
+    match (data.distance, declared) {
+        (Some(given), Some(file)) if given != file => Err(bad(&format!(
+            "--distance {} but the data set's ground truth was computed with {}",
+            given.name(),
+            file.name()
+        ))),
+        (given, file) => Ok(given.or(file).unwrap_or_default()),
+    }
+}
+
 /// The workload's knobs, checked.
 fn workload(
     w: &crate::cli::WorkloadArgs,
     seed: u64,
-    vector_type: crate::workload::VectorType,
+    embedding: crate::workload::Embedding,
 ) -> Result<Workload, ConfigError> {
     if w.k == 0 || w.cross_k == 0 || w.k > 1000 || w.cross_k > 1000 {
         return Err(bad("--k and --cross-k must be between 1 and 1000"));
@@ -427,7 +464,7 @@ fn workload(
         bulk_batch: w.bulk_batch,
         bulk_user_share: w.bulk_user_share,
         seed,
-        vector_type,
+        embedding,
     })
 }
 

@@ -15,7 +15,7 @@ use super::schema::IndexKind;
 use super::target::{ConnectError, Target};
 use crate::workload::failure::Failure;
 use crate::workload::ops::Statements;
-use crate::workload::VectorType;
+use crate::workload::Embedding;
 
 /// What every connection of a pool prepares once, after its session settings.
 pub trait Prepare: Send + Sync + 'static {
@@ -30,7 +30,7 @@ pub trait Prepare: Send + Sync + 'static {
 
 /// The workload's statements for an `embedding` column of this type: the load test's and the
 /// benchmarks' pools.
-pub struct Workload(pub VectorType);
+pub struct Workload(pub Embedding);
 
 impl Prepare for Workload {
     type Prepared = Statements;
@@ -209,18 +209,11 @@ impl Watch {
 pub async fn build(
     target: &Target,
     session: &Session,
-    vector_type: VectorType,
+    embedding: Embedding,
     size: u32,
     checkout_timeout: Duration,
 ) -> Result<Pool, ConnectError> {
-    build_with(
-        target,
-        session,
-        Workload(vector_type),
-        size,
-        checkout_timeout,
-    )
-    .await
+    build_with(target, session, Workload(embedding), size, checkout_timeout).await
 }
 
 /// Builds a pool of up to `size` connections that prepare `prepare`. bb8 opens connections

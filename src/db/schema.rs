@@ -10,7 +10,7 @@ use std::str::FromStr;
 use tokio_postgres::Client;
 
 use super::target::describe_pg_error;
-use crate::workload::VectorType;
+use crate::workload::{Distance, Embedding, VectorType};
 use crate::Exit;
 
 /// How `memory_entries` is split.
@@ -84,6 +84,8 @@ pub struct TableSpec {
     pub ef_construction: u32,
     /// The embedding column's type.
     pub vector_type: VectorType,
+    /// The distance the index orders by (its operator class).
+    pub distance: Distance,
     /// The index.
     pub index: IndexKind,
     /// IVFFlat `lists`.
@@ -91,7 +93,7 @@ pub struct TableSpec {
 }
 
 impl TableSpec {
-    /// What a run must find to reuse the table: `layout list, dimension 384, vector, hnsw m
+    /// What a run must find to reuse the table: `layout list, dimension 384, vector, cosine, hnsw m
     /// 16 ef_construction 64`.
     pub fn shape(&self) -> String {
         let index = match self.index {
@@ -101,16 +103,25 @@ impl TableSpec {
             IndexKind::Ivfflat => format!("ivfflat lists {}", self.lists),
         };
         format!(
-            "layout {}, dimension {}, {}, {index}",
+            "layout {}, dimension {}, {}, {}, {index}",
             self.layout,
             self.dim,
-            self.vector_type.sql()
+            self.vector_type.sql(),
+            self.distance.name()
         )
+    }
+
+    /// The column as the statements see it.
+    pub fn embedding(&self) -> Embedding {
+        Embedding {
+            vector_type: self.vector_type,
+            distance: self.distance,
+        }
     }
 
     /// The index and the session's search settings, as reports print them.
     pub fn describe_index(&self, session: &super::pool::Session) -> String {
-        let vt = self.vector_type.sql();
+        let vt = format!("{} {}", self.vector_type.sql(), self.distance.name());
         match self.index {
             IndexKind::Hnsw => format!(
                 "{vt}, hnsw m={} ef_construction={} ef_search={} iterative_scan={}",
@@ -242,7 +253,8 @@ const META_DDL: &str = "CREATE TABLE IF NOT EXISTS pgvector_loadtest_meta (
     ALTER TABLE pgvector_loadtest_meta
     ADD COLUMN IF NOT EXISTS vector_type text NOT NULL DEFAULT 'vector',
     ADD COLUMN IF NOT EXISTS index_kind text NOT NULL DEFAULT 'hnsw',
-    ADD COLUMN IF NOT EXISTS lists int NOT NULL DEFAULT 0";
+    ADD COLUMN IF NOT EXISTS lists int NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS distance text NOT NULL DEFAULT 'cosine'";
 
 /// Checks what exists against `spec` and leaves an empty, owned table when seeding is needed.
 /// `reset` drops our table (never a foreign one) and starts over.
@@ -278,7 +290,8 @@ pub async fn prepare(
                 "SELECT layout, dim, m, ef_construction, fingerprint, complete, \
                  coalesce(to_jsonb(t) ->> 'vector_type', 'vector'), \
                  coalesce(to_jsonb(t) ->> 'index_kind', 'hnsw'), \
-                 coalesce((to_jsonb(t) ->> 'lists')::int, 0) \
+                 coalesce((to_jsonb(t) ->> 'lists')::int, 0), \
+                 coalesce(to_jsonb(t) ->> 'distance', 'cosine') \
                  FROM pgvector_loadtest_meta t WHERE table_name = 'memory_entries'",
                 &[],
             )
@@ -298,10 +311,11 @@ pub async fn prepare(
         ),
     };
     let found = format!(
-        "layout {}, dimension {}, {}, {found}",
+        "layout {}, dimension {}, {}, {}, {found}",
         row.get::<_, String>(0),
         row.get::<_, i32>(1),
         row.get::<_, String>(6),
+        row.get::<_, String>(9),
     );
     let wanted = spec.shape();
     if found != wanted || reset {
@@ -402,13 +416,13 @@ async fn record(
         .execute(
             "INSERT INTO pgvector_loadtest_meta \
              (table_name, layout, dim, m, ef_construction, fingerprint, dataset, complete, \
-              vector_type, index_kind, lists) \
-             VALUES ('memory_entries', $1, $2, $3, $4, $5, $6, false, $7, $8, $9) \
+              vector_type, index_kind, lists, distance) \
+             VALUES ('memory_entries', $1, $2, $3, $4, $5, $6, false, $7, $8, $9, $10) \
              ON CONFLICT (table_name) DO UPDATE SET layout = EXCLUDED.layout, dim = EXCLUDED.dim, \
              m = EXCLUDED.m, ef_construction = EXCLUDED.ef_construction, \
              fingerprint = EXCLUDED.fingerprint, dataset = EXCLUDED.dataset, complete = false, \
              vector_type = EXCLUDED.vector_type, index_kind = EXCLUDED.index_kind, \
-             lists = EXCLUDED.lists, updated_at = now()",
+             lists = EXCLUDED.lists, distance = EXCLUDED.distance, updated_at = now()",
             &[
                 &spec.layout.to_string(),
                 &(spec.dim as i32),
@@ -419,16 +433,17 @@ async fn record(
                 &spec.vector_type.sql(),
                 &spec.index.name(),
                 &(spec.lists as i32),
+                &spec.distance.name(),
             ],
         )
         .await?;
     Ok(())
 }
 
-/// After loading: builds the index (HNSW or IVFFlat, cosine), analyzes, and marks the data complete, so a
+/// After loading: builds the index (HNSW or IVFFlat, with the distance's operator class), analyzes, and marks the data complete, so a
 /// run interrupted before this point reseeds next time.
 pub async fn finish(client: &Client, spec: &TableSpec, dataset: &str) -> Result<(), SchemaError> {
-    let ops = spec.vector_type.cosine_ops();
+    let ops = spec.embedding().opclass();
     let with = match spec.index {
         IndexKind::Hnsw => format!("m = {}, ef_construction = {}", spec.m, spec.ef_construction),
         IndexKind::Ivfflat => format!("lists = {}", spec.lists),

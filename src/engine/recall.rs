@@ -16,7 +16,7 @@ use pgvector::Vector;
 use tokio_postgres::Client;
 
 use crate::workload::ops::Hit;
-use crate::workload::VectorType;
+use crate::workload::Embedding;
 
 /// The exact search's SQL: the searches' own distance expression (the query vector in the
 /// column's type, so the similarities compare exactly), `$1` one namespace or an array.
@@ -27,11 +27,11 @@ use crate::workload::VectorType;
 /// index scan for a single partition anyway (seen here: the "exact" top 400 came back as the
 /// index's 10 rows at `ef_search = 10`), which made the truth the index's own answer and every
 /// single-namespace recall 1.0.
-fn exact_sql(vt: VectorType, cross: bool) -> String {
-    let q = vt.of("$2::vector");
+fn exact_sql(e: Embedding, cross: bool) -> String {
+    let (distance, score) = (e.distance_to("$2::vector"), e.distance.score("d"));
     let scope = if cross { "ANY($1)" } else { "$1" };
     format!(
-        "SELECT 1 - d AS similarity FROM (SELECT embedding <=> {q} AS d FROM memory_entries \
+        "SELECT {score} AS similarity FROM (SELECT {distance} AS d FROM memory_entries \
          WHERE namespace = {scope} OFFSET 0) s ORDER BY d LIMIT $3"
     )
 }
@@ -51,18 +51,18 @@ pub async fn exact_top_k(
     scope: Query<'_>,
     query: &Vector,
     k: i64,
-    vt: VectorType,
+    e: Embedding,
 ) -> Result<Vec<f64>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     tx.batch_execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off")
         .await?;
     let (rows, min) = match scope {
         Query::Single(ns, min) => {
-            let sql = exact_sql(vt, false);
+            let sql = exact_sql(e, false);
             (tx.query(&sql, &[&ns, query, &k]).await?, min)
         }
         Query::Cross(nss) => {
-            let sql = exact_sql(vt, true);
+            let sql = exact_sql(e, true);
             (tx.query(&sql, &[&nss, query, &k]).await?, None)
         }
     };

@@ -104,7 +104,7 @@ pub fn describe_goose(e: &GooseError) -> String {
 
 async fn open_pool(
     connections: &Connections,
-    vt: crate::workload::VectorType,
+    vt: crate::workload::Embedding,
     target: &crate::db::target::Target,
 ) -> Result<Pool, LoadError> {
     let c = connections;
@@ -212,7 +212,7 @@ async fn share(
 ) -> Result<Arc<Shared>, LoadError> {
     let workload = job.workload;
     let (writer, readers, use_replicas) =
-        open_pools(job.connections, workload.vector_type, endpoints).await?;
+        open_pools(job.connections, workload.embedding, endpoints).await?;
     let schedule = job.pacing.open.as_ref().map(|open| {
         let plan = open.plan.clone();
         Arc::new(Schedule::new(plan, workload.seed, open.max_in_flight))
@@ -251,7 +251,7 @@ async fn share(
 /// and whether reads go to replicas.
 async fn open_pools(
     connections: &Connections,
-    vt: crate::workload::VectorType,
+    vt: crate::workload::Embedding,
     endpoints: &Endpoints,
 ) -> Result<(Pool, Vec<Pool>, bool), LoadError> {
     let writer = open_pool(connections, vt, &endpoints.primary).await?;

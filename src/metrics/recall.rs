@@ -60,7 +60,7 @@ impl RecallSampler {
             k: workload.k as usize,
             cross_k: workload.cross_k as usize,
             min_similarity: workload.min_similarity,
-            vector_type: workload.vector_type,
+            embedding: workload.embedding,
             metrics,
         };
         tokio::spawn(task.run(rx));
@@ -102,7 +102,7 @@ struct Task {
     k: usize,
     cross_k: usize,
     min_similarity: Option<f64>,
-    vector_type: crate::workload::VectorType,
+    embedding: crate::workload::Embedding,
     metrics: Arc<ClientMetrics>,
 }
 
@@ -169,7 +169,7 @@ impl Task {
             Scope::Single(ns) => (Query::Single(ns, self.min_similarity), self.k),
             Scope::Cross(nss) => (Query::Cross(nss), self.cross_k),
         };
-        let truth = exact_top_k(client, scope, &sample.query, k as i64, self.vector_type).await?;
+        let truth = exact_top_k(client, scope, &sample.query, k as i64, self.embedding).await?;
         Ok(recall(&sample.hits, &truth, k))
     }
 }

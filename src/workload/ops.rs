@@ -5,7 +5,7 @@
 //! is one round trip, as pgbench's `-M prepared` is; that keeps the client's cost out of the
 //! latency we report.
 
-use super::VectorType;
+use super::Embedding;
 use pgvector::Vector;
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, Row, Statement};
@@ -57,26 +57,26 @@ impl Op {
     }
 }
 
-/// The searches' SQL for a column of type `vt`: the query vector is bound as `vector` ($2)
-/// and cast to the column's type.
-fn search_sql(vt: VectorType) -> [String; 3] {
-    let q = vt.of("$2::vector");
+/// The searches' SQL for the column `e`: the query vector is bound as `vector` ($2) and cast
+/// to the column's type; `similarity` is the distance's score (larger is nearer: the cosine
+/// similarity for cosine).
+fn search_sql(e: Embedding) -> [String; 3] {
+    let (score, order) = (e.score("$2::vector"), e.distance_to("$2::vector"));
     [
         format!(
-            "SELECT namespace, key, value, metadata, 1 - (embedding <=> {q}) AS similarity \
-             FROM memory_entries WHERE namespace = $1 ORDER BY embedding <=> {q} LIMIT $3"
+            "SELECT namespace, key, value, metadata, {score} AS similarity \
+             FROM memory_entries WHERE namespace = $1 ORDER BY {order} LIMIT $3"
         ),
         // The similarity filter sits outside the ordered LIMIT so the planner keeps the index
         // scan; a WHERE on the distance inside would turn it into a filtered scan.
         format!(
-            "SELECT * FROM (SELECT namespace, key, value, metadata, \
-             1 - (embedding <=> {q}) AS similarity \
-             FROM memory_entries WHERE namespace = $1 ORDER BY embedding <=> {q} LIMIT $3) s \
+            "SELECT * FROM (SELECT namespace, key, value, metadata, {score} AS similarity \
+             FROM memory_entries WHERE namespace = $1 ORDER BY {order} LIMIT $3) s \
              WHERE similarity >= $4"
         ),
         format!(
-            "SELECT namespace, key, value, metadata, 1 - (embedding <=> {q}) AS similarity \
-             FROM memory_entries WHERE namespace = ANY($1) ORDER BY embedding <=> {q} LIMIT $3"
+            "SELECT namespace, key, value, metadata, {score} AS similarity \
+             FROM memory_entries WHERE namespace = ANY($1) ORDER BY {order} LIMIT $3"
         ),
     ]
 }
@@ -109,13 +109,12 @@ pub struct Statements {
 }
 
 impl Statements {
-    /// Prepares every statement for an `embedding` column of type `vt`; needs
-    /// `memory_entries` to exist.
+    /// Prepares every statement for the column `e`; needs `memory_entries` to exist.
     pub async fn prepare(
         client: &Client,
-        vt: VectorType,
+        e: Embedding,
     ) -> Result<Statements, tokio_postgres::Error> {
-        let [single, single_min, cross] = search_sql(vt);
+        let [single, single_min, cross] = search_sql(e);
         Ok(Statements {
             search_single: client.prepare(&single).await?,
             search_single_min: client.prepare(&single_min).await?,
@@ -134,7 +133,8 @@ pub struct Hit {
     pub namespace: String,
     /// Key of the row.
     pub key: String,
-    /// Cosine similarity to the query (1 - cosine distance).
+    /// The score against the query, larger is nearer: cosine similarity (1 - cosine distance),
+    /// minus the Euclidean distance, or the inner product.
     pub similarity: f64,
 }
 

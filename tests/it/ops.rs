@@ -5,7 +5,7 @@
 use pgvector::Vector;
 use pgvector_loadtest::workload::dataset::{Dataset, DatasetSpec};
 use pgvector_loadtest::workload::ops::{self, Hit, NewRow, Statements};
-use pgvector_loadtest::workload::VectorType;
+use pgvector_loadtest::workload::Embedding;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use tokio_postgres::Client;
@@ -70,7 +70,7 @@ async fn each_operation_returns_what_it_should() {
     c.batch_execute("SET hnsw.ef_search = 40; SET hnsw.iterative_scan = off")
         .await
         .unwrap();
-    let stmts = Statements::prepare(&c, VectorType::Vector).await.unwrap();
+    let stmts = Statements::prepare(&c, Embedding::default()).await.unwrap();
     let mut rng = SmallRng::seed_from_u64(11);
 
     // Single-namespace search: k rows of that namespace, the true nearest among them.
