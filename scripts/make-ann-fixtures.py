@@ -122,8 +122,8 @@ def main():
     np.save(os.path.join(out, "train.npy"), train)
     np.save(os.path.join(out, "test.npy"), test)
     np.save(os.path.join(out, "train-f64-fortran.npy"), np.asfortranarray(train.astype(np.float64)))
-    # VectorDBBench ids: sparse, not positions.
-    train_ids = np.arange(TRAIN, dtype=np.int64) * 3 + 1000
+    # VectorDBBench ids: 0..N-1 as its published sets have them (the parts shuffle them).
+    train_ids = np.arange(TRAIN, dtype=np.int64)
     query_ids = np.arange(QUERIES, dtype=np.int64) + 500
     vdbb_truth = train_ids[euclidean]
     shuffled_ids = write_vdbb(out, train, test, train_ids, query_ids, vdbb_truth)

@@ -49,7 +49,7 @@ pub enum AppError {
     Schema(#[from] SchemaError),
     /// Seeding began and failed.
     #[error("seeding failed: {0}")]
-    Seed(#[source] ConnectError),
+    Seed(#[source] crate::db::seed::SeedError),
     /// A replica did not replay the seed in time.
     #[error("replica {replica} has {rows} of {wanted} seeded rows after 120 s")]
     ReplicaBehind {
@@ -317,7 +317,7 @@ pub async fn prepare_data(
     primary: &Target,
 ) -> Result<Arc<Dataset>, AppError> {
     let dataset = match &data.vectors_file {
-        Some(path) => Dataset::from_file(path, data.dataset.clone()),
+        Some(path) => Dataset::open_file(path, data.dataset.clone(), &data.files),
         None => Dataset::synthetic(data.dataset.clone()),
     }
     .map(Arc::new)?;

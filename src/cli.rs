@@ -198,6 +198,9 @@ pub struct BenchArgs {
     /// Iterations of the cross-namespace search.
     #[arg(long, default_value_t = 500)]
     pub cross_iterations: usize,
+    /// Iterations of the data set benchmark (its test queries over the whole table).
+    #[arg(long, default_value_t = 1000)]
+    pub dataset_iterations: usize,
     /// Clients of the concurrent benchmark, each with its own connection (the spec's target
     /// is more than 100 concurrent connections; its 50 clients could never meet it).
     #[arg(long, default_value_t = 120)]
@@ -219,7 +222,7 @@ pub struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "single,cross,concurrent,bulk"
+        default_value = "single,cross,dataset,concurrent,bulk"
     )]
     pub only: Vec<Benchmark>,
 }
@@ -235,6 +238,9 @@ pub enum Benchmark {
     Concurrent,
     /// Bulk inserts, one user.
     Bulk,
+    /// A data set file's test queries over the whole table, with recall against the file's
+    /// ground truth as well as exact search (skipped for data without ground truth).
+    Dataset,
 }
 
 /// `calibrate`: what to compare and for how long.

@@ -94,6 +94,9 @@ struct Spec {
     ef_search: u32,
     probes: u32,
     iterative_scan: String,
+    /// A cross-namespace search over every namespace with the data set's test queries, judged
+    /// against the data set's ground truth too.
+    whole_table: bool,
 }
 
 /// What every Goose user of one benchmark shares.
@@ -130,7 +133,7 @@ pub async fn run(
     let (settings, session) = (job.settings, &job.connections.session);
     let primary = &endpoints.primary;
     let versions = versions(primary).await?;
-    let specs = specs(settings, session);
+    let specs = specs(settings, session, dataset.test_queries().is_some());
     println!("Vector Search Benchmark Suite");
     println!("{}", "=".repeat(60));
     let mut results = Vec::new();
@@ -194,7 +197,7 @@ pub async fn run(
 
 /// The benchmarks to run, in order: the searches at every point of the sweep, then the
 /// concurrent and bulk benchmarks at the session's settings.
-fn specs(settings: &BenchSettings, session: &Session) -> Vec<Spec> {
+fn specs(settings: &BenchSettings, session: &Session, truth: bool) -> Vec<Spec> {
     let mut specs = Vec::new();
     // The sweep: ef_search on an HNSW index, probes on an IVFFlat one.
     let breadths: Vec<(u32, u32)> = match session.index {
@@ -220,6 +223,7 @@ fn specs(settings: &BenchSettings, session: &Session) -> Vec<Spec> {
                 ef_search: ef,
                 probes,
                 iterative_scan: mode.clone(),
+                whole_table: false,
             };
             if settings.single > 0 {
                 specs.push(spec(
@@ -237,6 +241,12 @@ fn specs(settings: &BenchSettings, session: &Session) -> Vec<Spec> {
                     settings.cross,
                 ));
             }
+            if settings.dataset > 0 && truth {
+                specs.push(Spec {
+                    whole_table: true,
+                    ..spec("dataset_search", Op::CrossShardSearch, 1, settings.dataset)
+                });
+            }
         }
     }
     let first = |name, op, users: usize, n: usize| Spec {
@@ -248,6 +258,7 @@ fn specs(settings: &BenchSettings, session: &Session) -> Vec<Spec> {
         ef_search: session.ef_search,
         probes: session.probes,
         iterative_scan: session.iterative_scan.clone(),
+        whole_table: false,
     };
     if settings.concurrent_clients > 0 {
         specs.push(first(
@@ -345,6 +356,11 @@ async fn measure(
     let settings = job.settings;
     let mut workload = job.workload.clone();
     workload.bulk_batch = settings.bulk_rows;
+    if spec.whole_table {
+        // Every namespace is the whole table, which the data set's ground truth is about.
+        workload.cross_namespaces = dataset.namespace_count();
+        workload.cross_k = workload.k;
+    }
     // The warm-up and the measured run insert new keys (one run id for both, distinct
     // sequences) and search with different query streams, so the measured run neither rewrites
     // warm-up rows nor replays warm-up queries from a warm cache.
@@ -394,6 +410,13 @@ async fn measure(
         _ => None,
     };
     let searched = std::mem::take(&mut *shared.searched.lock().unwrap_or_else(|p| p.into_inner()));
+    let truth_recalls: Vec<f64> = match (spec.whole_table, k) {
+        (true, Some(k)) => searched
+            .iter()
+            .filter_map(|(request, hits)| dataset_recall(&dataset, request, hits, k as usize))
+            .collect(),
+        _ => Vec::new(),
+    };
     let recalls = match k {
         Some(k) => judge(primary, &session, searched, k, &workload).await?,
         None => Vec::new(),
@@ -411,7 +434,34 @@ async fn measure(
         (spec.op == Op::BulkInsert).then_some(settings.bulk_rows),
     );
     result.probes = (session.index == IndexKind::Ivfflat).then_some(spec.probes);
+    result.dataset_recall_mean = (!truth_recalls.is_empty())
+        .then(|| truth_recalls.iter().sum::<f64>() / truth_recalls.len() as f64);
     Ok(result)
+}
+
+/// Recall@k of a search for one of the data set's test queries against the data set's own
+/// ground truth: the share of its k nearest training rows (by id) among the rows returned.
+fn dataset_recall(dataset: &Dataset, request: &Request, hits: &[Hit], k: usize) -> Option<f64> {
+    let Request::Cross { query, .. } = request else {
+        return None;
+    };
+    let truth = dataset.truth_of(query.as_slice())?;
+    let k = k.min(truth.len());
+    if k == 0 {
+        return None;
+    }
+    let wanted: std::collections::HashSet<(usize, usize)> =
+        truth[..k].iter().map(|&id| dataset.location(id)).collect();
+    let found = hits
+        .iter()
+        .take(k)
+        .filter_map(|h| {
+            let ns = h.namespace.strip_prefix("ns_")?.parse().ok()?;
+            let row = h.key.strip_prefix("key_")?.parse().ok()?;
+            wanted.contains(&(ns, row)).then_some(())
+        })
+        .count();
+    Some(found as f64 / k as f64)
 }
 
 /// One Goose attack: `spec.users` users, each running `iterations` transactions, no think time.

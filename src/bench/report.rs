@@ -120,6 +120,9 @@ pub struct BenchResult {
     /// Mean distinct namespaces among a search's rows (searches).
     #[serde(default)]
     pub mean_distinct_namespaces: Option<f64>,
+    /// Mean recall@k against the data set file's own ground truth (the `dataset` benchmark).
+    #[serde(default)]
+    pub dataset_recall_mean: Option<f64>,
     /// Most client connections the server had during the run (concurrent benchmark).
     pub peak_server_connections: Option<i64>,
     /// Rows per batch (bulk insert).
@@ -194,6 +197,7 @@ impl BenchResult {
             mean_distinct_namespaces: searched
                 .then(|| stats.mean_distinct_namespaces().map(|m| round(m, 3)))
                 .flatten(),
+            dataset_recall_mean: None,
             peak_server_connections,
             rows_per_batch,
             transactions_per_s: rows_per_batch.map(|_| (per_s * 10.0).round() / 10.0),
@@ -361,6 +365,7 @@ pub fn title(operation: &str) -> &'static str {
         "cross_shard_search" => "Cross-Shard Vector Search",
         "concurrent_queries" => "Concurrent Queries",
         "bulk_insert" => "Bulk Insert",
+        "dataset_search" => "Data Set Queries (whole table, its ground truth)",
         _ => "Benchmark",
     }
 }
@@ -399,6 +404,13 @@ pub fn print_result(w: &mut dyn Write, r: &BenchResult) -> std::io::Result<()> {
             mean
         )?;
         writeln!(w, "   {:<36} {:>10.4}", "Recall (p5)", p5)?;
+        if let Some(truth) = r.dataset_recall_mean {
+            writeln!(
+                w,
+                "   {:<36} {:>10.4}",
+                "Recall vs the data set's ground truth", truth
+            )?;
+        }
         writeln!(
             w,
             "   {:<36} {:>9.1}%",

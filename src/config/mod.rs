@@ -114,6 +114,8 @@ pub struct Data {
     pub dataset: DatasetSpec,
     /// Real vectors.
     pub vectors_file: Option<PathBuf>,
+    /// Their queries, ground truth and distance.
+    pub files: crate::workload::dataset::FileOptions,
     /// Drop and recreate our table.
     pub reset: bool,
 }
@@ -248,6 +250,11 @@ impl Config {
                     hubness: cli.data.hubness,
                     skew: cli.data.namespace_skew,
                 },
+                files: crate::workload::dataset::FileOptions {
+                    queries: cli.data.queries_file.clone(),
+                    ground_truth: cli.data.ground_truth.clone(),
+                    distance,
+                },
                 vectors_file: cli.data.vectors_file,
                 reset: cli.data.reset,
             },
@@ -359,9 +366,9 @@ fn index_and_data(
         return Err(bad("--namespace-skew must be between 0 and 10"));
     }
     if let Some(path) = &data.vectors_file {
-        if !path.is_file() {
+        if !path.exists() {
             return Err(bad(format!(
-                "--vectors-file {}: no such file",
+                "--vectors-file {}: no such file or directory",
                 path.display()
             )));
         }

@@ -13,6 +13,8 @@ pub struct BenchSettings {
     pub single: usize,
     /// Cross-namespace search iterations (0 = skipped).
     pub cross: usize,
+    /// Data set benchmark iterations (0 = skipped; also when the data has no ground truth).
+    pub dataset: usize,
     /// Concurrent benchmark clients (0 = skipped).
     pub concurrent_clients: usize,
     /// Queries per concurrent client.
@@ -53,6 +55,7 @@ pub(super) fn bench_settings(
     Ok(BenchSettings {
         single: on(Benchmark::Single, scale(args.single_iterations)),
         cross: on(Benchmark::Cross, scale(args.cross_iterations)),
+        dataset: on(Benchmark::Dataset, scale(args.dataset_iterations)),
         // Not scaled: fewer clients could not open the connections the target counts.
         concurrent_clients: on(Benchmark::Concurrent, args.concurrent_clients),
         concurrent_queries: scale(args.concurrent_queries),

@@ -9,7 +9,7 @@ use futures::SinkExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::target::{ConnectError, Target};
-use crate::workload::dataset::Dataset;
+use crate::workload::dataset::{Dataset, DatasetError};
 use crate::workload::VectorType;
 
 /// How long loading took, split so index build time is reported apart from COPY.
@@ -28,19 +28,46 @@ impl SeedTimings {
     }
 }
 
-/// Copies every row of `dataset` into the (empty) table using `parallel` connections.
+/// Why seeding stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    /// The server refused or the connection broke.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The data set file could not be read to the end.
+    #[error(transparent)]
+    Data(#[from] DatasetError),
+}
+
+impl From<tokio_postgres::Error> for SeedError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        SeedError::Connect(e.into())
+    }
+}
+
+/// Copies every row of `dataset` into the (empty) table: synthetic data with `parallel`
+/// connections (a few namespaces each), file data streamed through one.
 pub async fn copy_dataset(
     target: &Target,
     dataset: Arc<Dataset>,
     vector_type: VectorType,
     parallel: usize,
-) -> Result<SeedTimings, ConnectError> {
+) -> Result<SeedTimings, SeedError> {
     let total = dataset.total_rows() as u64;
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("seeding {bar:40} {pos}/{len} rows ({per_sec}, eta {eta})")
             .expect("static template"),
     );
     let started = Instant::now();
+    if dataset.is_file() {
+        let client = target.connect().await?;
+        copy_file(&client, dataset, vector_type, &bar).await?;
+        bar.finish_and_clear();
+        return Ok(SeedTimings {
+            rows: total,
+            copy: started.elapsed(),
+        });
+    }
     let namespaces: Vec<usize> = (0..dataset.namespace_count()).collect();
     let chunks: Vec<Vec<usize>> = (0..parallel.max(1))
         .map(|w| {
@@ -74,6 +101,62 @@ pub async fn copy_dataset(
     })
 }
 
+/// Streams a data set file into one COPY: a reader thread sends chunks of encoded rows through
+/// a small channel, so memory holds a few chunks whatever the file's size.
+async fn copy_file(
+    client: &tokio_postgres::Client,
+    dataset: Arc<Dataset>,
+    vector_type: VectorType,
+    bar: &ProgressBar,
+) -> Result<(), SeedError> {
+    let sink = client.copy_in(COPY).await?;
+    futures::pin_mut!(sink);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(bytes::Bytes, u64)>(4);
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut buf = copy_header();
+        let mut rows = 0u64;
+        let streamed = dataset.stream_file(|ns, row, v| {
+            let (name, key) = (dataset.namespace_name(ns), dataset.key(row));
+            let value = dataset.value(ns, row);
+            encode_row(
+                &mut buf,
+                &name,
+                &key,
+                &value,
+                Embedding(v, vector_type),
+                row,
+            );
+            rows += 1;
+            if buf.len() >= CHUNK {
+                // A closed channel means the COPY failed; its error is reported below.
+                let _ = tx.blocking_send((buf.split().freeze(), std::mem::take(&mut rows)));
+            }
+            Ok(())
+        });
+        buf.put_i16(-1); // trailer
+        let _ = tx.blocking_send((buf.split().freeze(), rows));
+        streamed
+    });
+    while let Some((bytes, rows)) = rx.recv().await {
+        sink.send(bytes).await?;
+        bar.inc(rows);
+    }
+    reader.await.expect("file reader panicked")?;
+    sink.as_mut().finish().await?;
+    Ok(())
+}
+
+const COPY: &str =
+    "COPY memory_entries (namespace, key, value, embedding, metadata) FROM STDIN (FORMAT binary)";
+
+fn copy_header() -> BytesMut {
+    let mut buf = BytesMut::with_capacity(CHUNK + 8192);
+    buf.put_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.put_i32(0); // flags
+    buf.put_i32(0); // header extension length
+    buf
+}
+
 async fn copy_namespace(
     client: &tokio_postgres::Client,
     dataset: &Dataset,
@@ -81,18 +164,11 @@ async fn copy_namespace(
     ns: usize,
     bar: &ProgressBar,
 ) -> Result<(), tokio_postgres::Error> {
-    let sink = client
-        .copy_in(
-            "COPY memory_entries (namespace, key, value, embedding, metadata) FROM STDIN (FORMAT binary)",
-        )
-        .await?;
+    let sink = client.copy_in(COPY).await?;
     futures::pin_mut!(sink);
     let name = dataset.namespace_name(ns);
     let mut vector = vec![0f32; dataset.spec().dim];
-    let mut buf = BytesMut::with_capacity(CHUNK + 8192);
-    buf.put_slice(b"PGCOPY\n\xff\r\n\0");
-    buf.put_i32(0); // flags
-    buf.put_i32(0); // header extension length
+    let mut buf = copy_header();
     let rows = dataset.rows_in_namespace(ns);
     let mut counted = 0;
     for row in 0..rows {

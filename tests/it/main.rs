@@ -12,6 +12,7 @@ mod child;
 mod cleanup;
 mod cli;
 mod dashboard;
+mod datasets;
 mod exit_codes;
 mod faults;
 mod fuzz;

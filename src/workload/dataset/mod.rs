@@ -14,13 +14,15 @@ use std::fmt;
 use std::path::Path;
 
 mod error;
+mod file_data;
 mod files;
 mod synthetic;
-mod vectors_file;
 
+use file_data::FileVectors;
 use synthetic::Synthetic;
 
 pub use error::DatasetError;
+pub use file_data::FileOptions;
 pub use files::{FileSet, Format, Metric};
 
 /// Bumped whenever the generator changes the vectors it produces for a given
@@ -94,15 +96,6 @@ enum Source {
     File(FileVectors),
 }
 
-/// Vectors read from a file, already normalised.
-pub(crate) struct FileVectors {
-    pub(crate) path: String,
-    pub(crate) data: Vec<f32>,
-    pub(crate) count: usize,
-    pub(crate) byte_len: u64,
-    pub(crate) byte_hash: u64,
-}
-
 impl fmt::Debug for Dataset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.describe())
@@ -171,15 +164,25 @@ impl Dataset {
         })
     }
 
-    /// Loads every vector of a .npy or .fvecs file (chosen by extension),
-    /// checks dim == spec.dim, normalises each vector to unit length, and
-    /// spreads them over spec.namespaces namespaces (vector i goes to
-    /// namespace i % namespaces; rows_per_namespace and skew are then ignored
-    /// and the real counts are used). Zero vectors are an error naming the
-    /// index.
+    /// A data set file with default options (cosine, the set's own queries): see
+    /// [`Dataset::open_file`].
     pub fn from_file(path: &Path, spec: DatasetSpec) -> Result<Dataset, DatasetError> {
+        Dataset::open_file(path, spec, &FileOptions::default())
+    }
+
+    /// Opens a data set file or directory (see [`FileSet::open`]), checks dim == spec.dim, and
+    /// spreads its training rows over spec.namespaces namespaces: the row with id `i` goes to
+    /// namespace `i % namespaces` under key `i / namespaces` (rows_per_namespace and skew are
+    /// then ignored). Reads headers, the test queries and ground truth, and a bounded pool of
+    /// training rows; seeding streams the rest ([`Dataset::stream_file`]). For cosine, vectors
+    /// are normalised and a zero vector is an error naming its index.
+    pub fn open_file(
+        path: &Path,
+        spec: DatasetSpec,
+        options: &FileOptions,
+    ) -> Result<Dataset, DatasetError> {
         check_common(&spec)?;
-        let file = vectors_file::load(path, spec.dim)?;
+        let file = FileVectors::open(path, spec.dim, options)?;
         if file.count < spec.namespaces {
             return Err(DatasetError::TooFewVectors {
                 path: file.path,
@@ -191,13 +194,15 @@ impl Dataset {
         let sizes = (0..n).map(|ns| (file.count - ns).div_ceil(n)).collect();
         // Only what shapes the stored rows: the seed only affects queries and
         // rows_per_namespace/skew/topics are ignored for file data.
+        let (hash, len) = file.content();
         let mut h = Fnv::new();
         h.u64(FORMAT_VERSION);
         h.bytes(b"file");
         h.u64(spec.namespaces as u64);
         h.u64(spec.dim as u64);
-        h.u64(file.byte_len);
-        h.u64(file.byte_hash);
+        h.u64(len);
+        h.u64(hash);
+        h.u64(u64::from(file.normalise));
         Ok(Dataset {
             fingerprint: format!("{:016x}", h.finish()),
             sizes,
@@ -205,6 +210,69 @@ impl Dataset {
             spec,
             source: Source::File(file),
         })
+    }
+
+    /// For file data: streams every training row as stored, `f(ns, row, vector)`, a chunk at a
+    /// time (bounded memory); returns false (calling nothing) for synthetic data.
+    pub fn stream_file(
+        &self,
+        mut f: impl FnMut(usize, usize, &[f32]) -> Result<(), DatasetError>,
+    ) -> Result<bool, DatasetError> {
+        let Source::File(file) = &self.source else {
+            return Ok(false);
+        };
+        let (n, dim) = (self.spec.namespaces, self.spec.dim);
+        file.stream(dim, |ids, rows| {
+            for (&id, v) in ids.iter().zip(rows.chunks(dim)) {
+                let id = id as usize;
+                if id >= self.total {
+                    // Row `id` goes to namespace id % n under key id / n: ids must be dense.
+                    return Err(DatasetError::Malformed {
+                        path: file.path.clone(),
+                        reason: format!(
+                            "id {id} is not below the row count {}: ids must be 0..N-1",
+                            self.total
+                        ),
+                    });
+                }
+                f(id % n, id / n, v)?;
+            }
+            Ok(())
+        })?;
+        Ok(true)
+    }
+
+    /// The data set's test queries with their ground truth (training ids, best first), when a
+    /// file set has both.
+    pub fn test_queries(&self) -> Option<(&[f32], &[Vec<u64>])> {
+        match &self.source {
+            Source::File(FileVectors {
+                queries: Some(q),
+                truth: Some(t),
+                ..
+            }) => Some((q, t)),
+            _ => None,
+        }
+    }
+
+    /// Whether the vectors come from a file (seeding streams them).
+    pub fn is_file(&self) -> bool {
+        matches!(self.source, Source::File(_))
+    }
+
+    /// The data set's ground truth (training ids, best first) for a query this data set handed
+    /// out, when it is one of a file set's test queries with ground truth.
+    pub fn truth_of(&self, query: &[f32]) -> Option<&[u64]> {
+        match &self.source {
+            Source::File(file) => file.truth_of(query, self.spec.dim),
+            Source::Synthetic(_) => None,
+        }
+    }
+
+    /// Where the training row with id `id` is stored: its namespace and row (key).
+    pub fn location(&self, id: u64) -> (usize, usize) {
+        let n = self.spec.namespaces;
+        (id as usize % n, id as usize / n)
     }
 
     /// The spec this data set was built from.
@@ -276,14 +344,23 @@ impl Dataset {
             Source::Synthetic(syn) => {
                 syn.draw(&self.spec, ns, rng, &mut v);
             }
+            Source::File(FileVectors {
+                queries: Some(q), ..
+            }) => {
+                let i = rng.random_range(0..q.len() / self.spec.dim);
+                v.copy_from_slice(&q[i * self.spec.dim..(i + 1) * self.spec.dim]);
+            }
             Source::File(file) => {
                 let row = rng.random_range(0..self.sizes[ns]);
                 v.copy_from_slice(self.file_row(file, ns, row));
-                let sigma = (FILE_QUERY_NOISE / (self.spec.dim as f64).sqrt()) as f32;
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                let sigma = (FILE_QUERY_NOISE / (self.spec.dim as f64).sqrt()) as f32 * norm;
                 for x in &mut v {
                     *x += sigma * rng.sample::<f32, _>(StandardNormal);
                 }
-                normalise(&mut v);
+                if file.normalise {
+                    normalise(&mut v);
+                }
             }
         }
         v
@@ -362,9 +439,10 @@ impl Dataset {
         (row % self.sizes[ns]) * self.spec.namespaces + ns
     }
 
+    /// A training row from the in-memory pool (the first rows of the file; others wrap).
     fn file_row<'a>(&self, file: &'a FileVectors, ns: usize, row: usize) -> &'a [f32] {
-        let i = self.file_index(ns, row);
-        &file.data[i * self.spec.dim..(i + 1) * self.spec.dim]
+        let i = self.file_index(ns, row) % (file.pool.len() / self.spec.dim);
+        &file.pool[i * self.spec.dim..(i + 1) * self.spec.dim]
     }
 }
 

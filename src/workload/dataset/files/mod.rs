@@ -19,11 +19,8 @@
 //! [`FileSet::open`] without a ground-truth file drops the set's own ground truth, which was
 //! computed for the set's own queries.
 //!
-//! The API is the one agreed for integration (re-exported from `dataset`), with these additions:
-//! `Format` and `FileSet` derive `Debug` and `Clone` (and `Format` also `Copy`, `PartialEq`,
-//! `Eq`); crate-internal `FileSet::open_train` (the training vectors without companion files) and
-//! `FileSet::byte_len`, used by [`super::Dataset::from_file`], which now reads every format here.
-//! New [`DatasetError`] variants: `QueryDimension`, `GroundTruthRows`,
+//! [`super::Dataset::open_file`] reads every format through this module (`FileSet::byte_len`
+//! is crate-internal, for its fingerprint). New [`DatasetError`] variants: `QueryDimension`, `GroundTruthRows`,
 //! `GroundTruthWithoutQueries`, `MissingData` and `Library` (an HDF5 or Parquet library error).
 
 use std::fs::File;
@@ -225,15 +222,8 @@ impl FileSet {
         Ok(set)
     }
 
-    /// The training vectors of `path` alone, with the queries and ground truth stored in the
-    /// same file or directory (HDF5, VectorDBBench) but no companion files.
-    pub(super) fn open_train(path: &Path) -> Result<FileSet, DatasetError> {
-        let mut set = FileSet::open_container(path)?;
-        set.finish_hash()?;
-        Ok(set)
-    }
-
-    /// [`FileSet::open_train`] without the content hash.
+    /// The training vectors of `path` alone (with what the same file or directory holds),
+    /// before the content hash.
     fn open_container(path: &Path) -> Result<FileSet, DatasetError> {
         let name = path.display().to_string();
         let (format, train) = if path.is_dir() {
