@@ -363,8 +363,9 @@ pub async fn prepare_data(
     let index_started = Instant::now();
     schema::finish(&client, &data.table, &dataset.describe()).await?;
     eprintln!(
-        "index built in {:.1}s",
-        index_started.elapsed().as_secs_f64()
+        "index built in {:.1}s; harness peak memory {:.0} MiB",
+        index_started.elapsed().as_secs_f64(),
+        crate::engine::overhead::peak_rss_mib()
     );
     Ok(dataset)
 }

@@ -33,6 +33,13 @@ pub fn children_cpu() -> Duration {
     cpu(UsageWho::RUSAGE_CHILDREN)
 }
 
+/// This process's peak resident memory so far in MiB (`getrusage`'s `ru_maxrss`).
+pub fn peak_rss_mib() -> f64 {
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|u| u.max_rss() as f64 / 1024.0)
+        .unwrap_or(0.0)
+}
+
 /// The harness's overhead over one load phase (`overhead` in `load_test_summary.json`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Overhead {

@@ -193,3 +193,69 @@ async fn a_distance_other_than_the_files_is_refused() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeding_a_file_larger_than_the_harness_keeps_memory_bounded() {
+    // 400,000 × 128 float32: a 205 MB .npy. Seeding streams it; the harness keeps a 16 MiB
+    // pool of rows and a few 4 MiB chunks in flight, so its peak stays far below the file.
+    let (rows, dim) = (400_000usize, 128usize);
+    let files = temp_dir();
+    let path = files.path().join("big.npy");
+    {
+        use std::io::Write;
+        let header =
+            format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
+        let pad = 64 - (10 + header.len() + 1) % 64;
+        let header = format!("{header}{}\n", " ".repeat(pad));
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        out.write_all(b"\x93NUMPY\x01\x00").unwrap();
+        out.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
+        out.write_all(header.as_bytes()).unwrap();
+        let mut state = 1u32;
+        for _ in 0..rows * dim {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            out.write_all(&((state >> 8) as f32 / 16_777_216.0 - 0.5).to_le_bytes())
+                .unwrap();
+        }
+    }
+    let pg = Pg::start().await;
+    let url = pg.url();
+    let args = [
+        "--database-url",
+        &url,
+        "--dim",
+        "128",
+        "--dataset",
+        path.to_str().unwrap(),
+        "--index",
+        "ivfflat",
+        "--lists",
+        "10",
+        "setup",
+    ];
+    let run = run_bin(&args, &[]).await;
+    run.expect_code(0);
+    let stderr = run.stderr();
+    let peak: f64 = stderr
+        .split("harness peak memory ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no peak memory line: {stderr}"));
+    eprintln!(
+        "seeded {rows} rows from a {} MB file; harness peak {peak} MiB",
+        rows * dim * 4 / 1_000_000
+    );
+    assert!(
+        peak < 100.0,
+        "harness peak {peak} MiB while seeding a 205 MB file"
+    );
+    let c = pg.client("postgres").await;
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM memory_entries", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, rows as i64);
+    pg.stop().await;
+}

@@ -14,7 +14,7 @@ use super::{normalise, DatasetError, Fnv};
 use crate::workload::Distance;
 
 /// The most training-row bytes kept in memory (for queries when the set has none).
-const POOL_BYTES: usize = 64 << 20;
+const POOL_BYTES: usize = 16 << 20;
 /// Rows per chunk when streaming: a few MB whatever the dimension.
 pub(super) const STREAM_BYTES: usize = 4 << 20;
 
