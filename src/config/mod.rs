@@ -416,7 +416,7 @@ fn distance(data: &crate::cli::DataArgs) -> Result<crate::workload::Distance, Co
             data.queries_file.as_deref(),
             data.ground_truth.as_deref(),
         )
-        .map_err(|e| bad(&e.to_string()))?
+        .map_err(|e| bad(e.to_string()))?
         .metric()
         .map(|m| match m {
             Metric::Cosine => Distance::Cosine,
@@ -426,7 +426,7 @@ fn distance(data: &crate::cli::DataArgs) -> Result<crate::workload::Distance, Co
         None => None,
     };
     match (data.distance, declared) {
-        (Some(given), Some(file)) if given != file => Err(bad(&format!(
+        (Some(given), Some(file)) if given != file => Err(bad(format!(
             "--distance {} but the data set's ground truth was computed with {}",
             given.name(),
             file.name()

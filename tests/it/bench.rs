@@ -395,7 +395,7 @@ async fn halfvec_and_ivfflat_store_index_and_sweep_probes() {
     let index = summary["index"].as_str().unwrap();
     assert_eq!(
         index,
-        "halfvec, ivfflat lists=50 probes=5 iterative_scan=off"
+        "halfvec cosine, ivfflat lists=50 probes=5 iterative_scan=off"
     );
 
     // Asking for another vector type on this table is refused, naming both.

@@ -299,7 +299,7 @@ async fn a_table_recorded_before_vector_types_reads_as_vector_and_hnsw() {
         .await
         .batch_execute(
             "ALTER TABLE pgvector_loadtest_meta DROP COLUMN vector_type, \
-             DROP COLUMN index_kind, DROP COLUMN lists",
+             DROP COLUMN index_kind, DROP COLUMN lists, DROP COLUMN distance",
         )
         .await
         .unwrap();
@@ -314,7 +314,7 @@ async fn a_table_recorded_before_vector_types_reads_as_vector_and_hnsw() {
     args.extend(data);
     let err = crate::util::run_bin(&args, &[]).await.usage_error();
     assert!(
-        err.contains(", vector, hnsw m 16") && err.contains(", halfvec, hnsw m 16"),
+        err.contains(", vector, cosine, hnsw m 16") && err.contains(", halfvec, cosine, hnsw m 16"),
         "{err}"
     );
     pg.stop().await;

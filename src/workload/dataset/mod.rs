@@ -93,7 +93,7 @@ pub struct Dataset {
 
 enum Source {
     Synthetic(Synthetic),
-    File(FileVectors),
+    File(Box<FileVectors>),
 }
 
 impl fmt::Debug for Dataset {
@@ -208,7 +208,7 @@ impl Dataset {
             sizes,
             total: file.count,
             spec,
-            source: Source::File(file),
+            source: Source::File(Box::new(file)),
         })
     }
 
@@ -246,12 +246,11 @@ impl Dataset {
     /// file set has both.
     pub fn test_queries(&self) -> Option<(&[f32], &[Vec<u64>])> {
         match &self.source {
-            Source::File(FileVectors {
-                queries: Some(q),
-                truth: Some(t),
-                ..
-            }) => Some((q, t)),
-            _ => None,
+            Source::File(file) => match (&file.queries, &file.truth) {
+                (Some(q), Some(t)) => Some((q, t)),
+                _ => None,
+            },
+            Source::Synthetic(_) => None,
         }
     }
 
@@ -344,9 +343,8 @@ impl Dataset {
             Source::Synthetic(syn) => {
                 syn.draw(&self.spec, ns, rng, &mut v);
             }
-            Source::File(FileVectors {
-                queries: Some(q), ..
-            }) => {
+            Source::File(file) if file.queries.is_some() => {
+                let q = file.queries.as_deref().unwrap_or_default();
                 let i = rng.random_range(0..q.len() / self.spec.dim);
                 v.copy_from_slice(&q[i * self.spec.dim..(i + 1) * self.spec.dim]);
             }
