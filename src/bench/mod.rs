@@ -141,6 +141,7 @@ pub async fn run(
         if shutdown.is_triggered() {
             break;
         }
+        print_title(job, spec);
         let result = measure(job, primary, dataset.clone(), spec).await?;
         // The exporter's recall gauge shows what the suite measured.
         if let (Some(metrics), Some(recall)) = (&metrics, result.recall_mean) {
@@ -351,16 +352,9 @@ async fn measure(
     dataset: Arc<Dataset>,
     spec: &Spec,
 ) -> Result<BenchResult, BenchError> {
-    print_title(job, spec);
     let (session, pool) = open_pool(job, primary, spec).await?;
     let settings = job.settings;
-    let mut workload = job.workload.clone();
-    workload.bulk_batch = settings.bulk_rows;
-    if spec.whole_table {
-        // Every namespace is the whole table, which the data set's ground truth is about.
-        workload.cross_namespaces = dataset.namespace_count();
-        workload.cross_k = workload.k;
-    }
+    let workload = spec_workload(job, spec, &dataset);
     // The warm-up and the measured run insert new keys (one run id for both, distinct
     // sequences) and search with different query streams, so the measured run neither rewrites
     // warm-up rows nor replays warm-up queries from a warm cache.
@@ -410,16 +404,15 @@ async fn measure(
         _ => None,
     };
     let searched = std::mem::take(&mut *shared.searched.lock().unwrap_or_else(|p| p.into_inner()));
-    let truth_recalls: Vec<f64> = match (spec.whole_table, k) {
-        (true, Some(k)) => searched
-            .iter()
-            .filter_map(|(request, hits)| dataset_recall(&dataset, request, hits, k as usize))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let recalls = match k {
-        Some(k) => judge(primary, &session, searched, k, &workload).await?,
-        None => Vec::new(),
+    let (recalls, truth_recalls) = match k {
+        Some(k) => {
+            let truth = truth_recalls(&dataset, spec, &searched, k);
+            (
+                judge(primary, &session, searched, k, &workload).await?,
+                truth,
+            )
+        }
+        None => (Vec::new(), Vec::new()),
     };
     let mut result = BenchResult::new(
         spec.name,
@@ -437,6 +430,34 @@ async fn measure(
     result.dataset_recall_mean = (!truth_recalls.is_empty())
         .then(|| truth_recalls.iter().sum::<f64>() / truth_recalls.len() as f64);
     Ok(result)
+}
+
+/// The workload of one benchmark: the bulk batch size, and for the data set benchmark every
+/// namespace (the whole table, which the data set's ground truth is about) and k.
+fn spec_workload(job: Job<'_>, spec: &Spec, dataset: &Dataset) -> Workload {
+    let mut workload = job.workload.clone();
+    workload.bulk_batch = job.settings.bulk_rows;
+    if spec.whole_table {
+        workload.cross_namespaces = dataset.namespace_count();
+        workload.cross_k = workload.k;
+    }
+    workload
+}
+
+/// Recall against the data set's own ground truth, for the data set benchmark's searches.
+fn truth_recalls(
+    dataset: &Dataset,
+    spec: &Spec,
+    searched: &[(Request, Vec<Hit>)],
+    k: u32,
+) -> Vec<f64> {
+    if !spec.whole_table {
+        return Vec::new();
+    }
+    searched
+        .iter()
+        .filter_map(|(r, hits)| dataset_recall(dataset, r, hits, k as usize))
+        .collect()
 }
 
 /// Recall@k of a search for one of the data set's test queries against the data set's own
