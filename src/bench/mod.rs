@@ -3,7 +3,8 @@
 //! users × 20 iterations, enough for the spec's "> 100 concurrent connections"), after a
 //! warm-up run whose statistics are thrown away. Search benchmarks also measure recall@k
 //! against exact ground truth ([`recall`]), and `--ef-search` / `--iterative-scan` lists sweep
-//! the search benchmarks over index settings.
+//! the search benchmarks over index settings; the filtered search is swept over
+//! `--filter-selectivity` too.
 
 pub mod report;
 
@@ -27,7 +28,7 @@ use crate::load::{describe_goose, goose_exit};
 use crate::shutdown::Shutdown;
 use crate::workload::dataset::Dataset;
 use crate::workload::failure::Failure;
-use crate::workload::ops::{Hit, Op};
+use crate::workload::ops::{self, Hit, Op};
 use crate::Exit;
 use report::{BenchReport, BenchResult, Settings};
 
@@ -94,6 +95,8 @@ struct Spec {
     ef_search: u32,
     probes: u32,
     iterative_scan: String,
+    /// The filtered search's share of rows kept.
+    filter_selectivity: Option<f64>,
 }
 
 /// What every Goose user of one benchmark shares.
@@ -165,6 +168,7 @@ pub async fn run(
                 IndexKind::Hnsw => Vec::new(),
             },
             iterative_scan: settings.iterative_scan.clone(),
+            filter_selectivity: settings.filter_selectivity.clone(),
             warmup_iterations: settings.warmup,
             server_version: versions.0,
             pgvector_version: versions.1,
@@ -211,32 +215,7 @@ fn specs(settings: &BenchSettings, session: &Session) -> Vec<Spec> {
     };
     for (ef, probes) in breadths {
         for mode in &settings.iterative_scan {
-            let spec = |name, op, users, n: usize| Spec {
-                name,
-                op,
-                users,
-                iterations_per_user: n,
-                warmup_per_user: settings.warmup,
-                ef_search: ef,
-                probes,
-                iterative_scan: mode.clone(),
-            };
-            if settings.single > 0 {
-                specs.push(spec(
-                    "single_shard_search",
-                    Op::SingleShardSearch,
-                    1,
-                    settings.single,
-                ));
-            }
-            if settings.cross > 0 {
-                specs.push(spec(
-                    "cross_shard_search",
-                    Op::CrossShardSearch,
-                    1,
-                    settings.cross,
-                ));
-            }
+            specs.extend(sweep_point(settings, (ef, probes), mode));
         }
     }
     let first = |name, op, users: usize, n: usize| Spec {
@@ -248,6 +227,7 @@ fn specs(settings: &BenchSettings, session: &Session) -> Vec<Spec> {
         ef_search: session.ef_search,
         probes: session.probes,
         iterative_scan: session.iterative_scan.clone(),
+        filter_selectivity: None,
     };
     if settings.concurrent_clients > 0 {
         specs.push(first(
@@ -268,6 +248,48 @@ fn specs(settings: &BenchSettings, session: &Session) -> Vec<Spec> {
     }
 
     specs
+}
+
+/// The search benchmarks at one point of the sweep: single, cross, then the filtered search at
+/// every selectivity (each left out at 0 iterations).
+fn sweep_point(settings: &BenchSettings, (ef, probes): (u32, u32), mode: &str) -> Vec<Spec> {
+    let filtered = settings.filter_selectivity.iter().map(|&s| {
+        (
+            "filtered_search",
+            Op::FilteredSearch,
+            settings.filtered,
+            Some(s),
+        )
+    });
+    [
+        (
+            "single_shard_search",
+            Op::SingleShardSearch,
+            settings.single,
+            None,
+        ),
+        (
+            "cross_shard_search",
+            Op::CrossShardSearch,
+            settings.cross,
+            None,
+        ),
+    ]
+    .into_iter()
+    .chain(filtered)
+    .filter(|&(_, _, iterations, _)| iterations > 0)
+    .map(|(name, op, iterations, filter_selectivity)| Spec {
+        name,
+        op,
+        users: 1,
+        iterations_per_user: iterations,
+        warmup_per_user: settings.warmup,
+        ef_search: ef,
+        probes,
+        iterative_scan: mode.to_string(),
+        filter_selectivity,
+    })
+    .collect()
 }
 
 async fn versions(primary: &Target) -> Result<(String, String), BenchError> {
@@ -325,9 +347,13 @@ fn print_title(job: Job<'_>, spec: &Spec) {
         IndexKind::Hnsw => format!("ef_search={}", spec.ef_search),
         IndexKind::Ivfflat => format!("probes={}", spec.probes),
     };
+    let filter = spec
+        .filter_selectivity
+        .map(|s| format!(", filter selectivity {}", report::percent(s)))
+        .unwrap_or_default();
     println!();
     println!(
-        "{} ({breadth}, iterative_scan={})",
+        "{} ({breadth}, iterative_scan={}{filter})",
         report::title(spec.name),
         spec.iterative_scan
     );
@@ -345,6 +371,9 @@ async fn measure(
     let settings = job.settings;
     let mut workload = job.workload.clone();
     workload.bulk_batch = settings.bulk_rows;
+    if let Some(selectivity) = spec.filter_selectivity {
+        workload.filter_threshold = ops::bucket_threshold(selectivity);
+    }
     // The warm-up and the measured run insert new keys (one run id for both, distinct
     // sequences) and search with different query streams, so the measured run neither rewrites
     // warm-up rows nor replays warm-up queries from a warm cache.
@@ -389,7 +418,7 @@ async fn measure(
     };
     outcome?;
     let k = match spec.op {
-        Op::SingleShardSearch => Some(workload.k),
+        Op::SingleShardSearch | Op::FilteredSearch => Some(workload.k),
         Op::CrossShardSearch => Some(workload.cross_k),
         _ => None,
     };
@@ -411,6 +440,7 @@ async fn measure(
         (spec.op == Op::BulkInsert).then_some(settings.bulk_rows),
     );
     result.probes = (session.index == IndexKind::Ivfflat).then_some(spec.probes);
+    result.filter_selectivity = spec.filter_selectivity;
     Ok(result)
 }
 
@@ -476,6 +506,11 @@ async fn judge(
                     Request::Cross { namespaces, query } => {
                         (recall::Query::Cross(namespaces), query)
                     }
+                    Request::Filtered {
+                        namespace,
+                        query,
+                        threshold,
+                    } => (recall::Query::Filtered(namespace, *threshold), query),
                     _ => return Ok(1.0),
                 };
                 let (mut conn, _) = pool.checkout().await.map_err(BenchError::Checkout)?;

@@ -14,6 +14,7 @@ mod cli;
 mod dashboard;
 mod exit_codes;
 mod faults;
+mod filter;
 mod fuzz;
 mod gate;
 mod interrupts;
