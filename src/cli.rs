@@ -201,6 +201,9 @@ pub struct BenchArgs {
     /// Iterations of the data set benchmark (its test queries over the whole table).
     #[arg(long, default_value_t = 1000)]
     pub dataset_iterations: usize,
+    /// Iterations of the filtered search, at every --filter-selectivity.
+    #[arg(long, default_value_t = 500)]
+    pub filtered_iterations: usize,
     /// Clients of the concurrent benchmark, each with its own connection (the spec's target
     /// is more than 100 concurrent connections; its 50 clients could never meet it).
     #[arg(long, default_value_t = 120)]
@@ -222,7 +225,7 @@ pub struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "single,cross,dataset,concurrent,bulk"
+        default_value = "single,cross,dataset,filtered,concurrent,bulk"
     )]
     pub only: Vec<Benchmark>,
 }
@@ -234,6 +237,8 @@ pub enum Benchmark {
     Single,
     /// Cross-namespace search, one user.
     Cross,
+    /// Single-namespace search under a metadata filter (--filter-selectivity), one user.
+    Filtered,
     /// Single-namespace search, many clients at once.
     Concurrent,
     /// Bulk inserts, one user.
@@ -599,6 +604,28 @@ pub struct WorkloadArgs {
     /// Share of users that are background bulk inserters.
     #[arg(long, global = true, default_value_t = 0.1, help_heading = "Workload")]
     pub bulk_user_share: f64,
+    /// Share of the seeded rows the filtered search keeps (above 0, at most 1; 0.0001 is one
+    /// bucket in 10,000); `bench` takes a comma-separated list to sweep.
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "0.01",
+        value_name = "SHARE",
+        allow_hyphen_values = true,
+        help_heading = "Workload"
+    )]
+    pub filter_selectivity: Vec<f64>,
+    /// Weight of the filtered search (vector_search_filtered) in the load test's mix, beside
+    /// single 10, cross 3, retrieve 2, insert 1 (0: not in the mix).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 0,
+        value_name = "N",
+        help_heading = "Workload"
+    )]
+    pub filtered_weight: usize,
 }
 
 /// An operation `calibrate` can compare (`--op`).

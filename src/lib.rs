@@ -5,7 +5,7 @@
 //! # Layout
 //! Top-level modules, each depending only on those listed before it (checked by
 //! `tests/it/modules.rs`):
-//! - [`workload`]: the dataset ([`workload::dataset`]), the five operations
+//! - [`workload`]: the dataset ([`workload::dataset`]), the six operations
 //!   ([`workload::ops`]), failure classes ([`workload::failure`]) and the workload's knobs.
 //! - [`shutdown`]: the one owner of signals and of the child processes to stop.
 //! - [`db`]: endpoints and credentials ([`db::target`], [`db::conninfo`]), the embedded

@@ -93,7 +93,7 @@ impl Metric {
 pub enum Selector {
     /// Every operation.
     All,
-    /// Both searches.
+    /// Every search (single, cross, filtered).
     Searches,
     /// Searches and retrieves.
     Reads,
@@ -108,8 +108,11 @@ impl Selector {
     pub fn ops(&self) -> Vec<Op> {
         match self {
             Selector::All => Op::ALL.to_vec(),
-            Selector::Searches => vec![Op::SingleShardSearch, Op::CrossShardSearch],
-            Selector::Reads => vec![Op::SingleShardSearch, Op::CrossShardSearch, Op::Retrieve],
+            Selector::Searches => Op::ALL.into_iter().filter(|op| op.is_search()).collect(),
+            Selector::Reads => Op::ALL
+                .into_iter()
+                .filter(|op| op.is_search() || *op == Op::Retrieve)
+                .collect(),
             Selector::Writes => vec![Op::Insert, Op::BulkInsert],
             Selector::One(name) => Op::ALL.into_iter().filter(|op| op.name() == name).collect(),
         }

@@ -3,7 +3,8 @@
 //! users × 20 iterations, enough for the spec's "> 100 concurrent connections"), after a
 //! warm-up run whose statistics are thrown away. Search benchmarks also measure recall@k
 //! against exact ground truth ([`recall`]), and `--ef-search` / `--iterative-scan` lists sweep
-//! the search benchmarks over index settings.
+//! the search benchmarks over index settings; the filtered search is swept over
+//! `--filter-selectivity` too.
 
 pub mod report;
 
@@ -27,7 +28,7 @@ use crate::load::{describe_goose, goose_exit};
 use crate::shutdown::Shutdown;
 use crate::workload::dataset::Dataset;
 use crate::workload::failure::Failure;
-use crate::workload::ops::{Hit, Op};
+use crate::workload::ops::{self, Hit, Op};
 use crate::Exit;
 use report::{BenchReport, BenchResult, Settings};
 
@@ -97,6 +98,8 @@ struct Spec {
     /// A cross-namespace search over every namespace with the data set's test queries, judged
     /// against the data set's ground truth too.
     whole_table: bool,
+    /// The filtered search's share of rows kept.
+    filter_selectivity: Option<f64>,
 }
 
 /// What every Goose user of one benchmark shares.
@@ -169,6 +172,7 @@ pub async fn run(
                 IndexKind::Hnsw => Vec::new(),
             },
             iterative_scan: settings.iterative_scan.clone(),
+            filter_selectivity: settings.filter_selectivity.clone(),
             warmup_iterations: settings.warmup,
             server_version: versions.0,
             pgvector_version: versions.1,
@@ -215,39 +219,7 @@ fn specs(settings: &BenchSettings, session: &Session, truth: bool) -> Vec<Spec> 
     };
     for (ef, probes) in breadths {
         for mode in &settings.iterative_scan {
-            let spec = |name, op, users, n: usize| Spec {
-                name,
-                op,
-                users,
-                iterations_per_user: n,
-                warmup_per_user: settings.warmup,
-                ef_search: ef,
-                probes,
-                iterative_scan: mode.clone(),
-                whole_table: false,
-            };
-            if settings.single > 0 {
-                specs.push(spec(
-                    "single_shard_search",
-                    Op::SingleShardSearch,
-                    1,
-                    settings.single,
-                ));
-            }
-            if settings.cross > 0 {
-                specs.push(spec(
-                    "cross_shard_search",
-                    Op::CrossShardSearch,
-                    1,
-                    settings.cross,
-                ));
-            }
-            if settings.dataset > 0 && truth {
-                specs.push(Spec {
-                    whole_table: true,
-                    ..spec("dataset_search", Op::CrossShardSearch, 1, settings.dataset)
-                });
-            }
+            specs.extend(sweep_point(settings, (ef, probes), mode, truth));
         }
     }
     let first = |name, op, users: usize, n: usize| Spec {
@@ -260,6 +232,7 @@ fn specs(settings: &BenchSettings, session: &Session, truth: bool) -> Vec<Spec> 
         probes: session.probes,
         iterative_scan: session.iterative_scan.clone(),
         whole_table: false,
+        filter_selectivity: None,
     };
     if settings.concurrent_clients > 0 {
         specs.push(first(
@@ -280,6 +253,62 @@ fn specs(settings: &BenchSettings, session: &Session, truth: bool) -> Vec<Spec> 
     }
 
     specs
+}
+
+/// The search benchmarks at one point of the sweep: single, cross, then the filtered search at
+/// every selectivity (each left out at 0 iterations).
+/// The searches at one point of the sweep: single, cross, the data set's queries when it has
+/// ground truth (`truth`), and the filtered search at every selectivity.
+fn sweep_point(
+    settings: &BenchSettings,
+    (ef, probes): (u32, u32),
+    mode: &str,
+    truth: bool,
+) -> Vec<Spec> {
+    let filtered = settings.filter_selectivity.iter().map(|&s| {
+        (
+            "filtered_search",
+            Op::FilteredSearch,
+            settings.filtered,
+            Some(s),
+        )
+    });
+    [
+        (
+            "single_shard_search",
+            Op::SingleShardSearch,
+            settings.single,
+            None,
+        ),
+        (
+            "cross_shard_search",
+            Op::CrossShardSearch,
+            settings.cross,
+            None,
+        ),
+        (
+            "dataset_search",
+            Op::CrossShardSearch,
+            if truth { settings.dataset } else { 0 },
+            None,
+        ),
+    ]
+    .into_iter()
+    .chain(filtered)
+    .filter(|&(_, _, iterations, _)| iterations > 0)
+    .map(|(name, op, iterations, filter_selectivity)| Spec {
+        name,
+        op,
+        users: 1,
+        iterations_per_user: iterations,
+        warmup_per_user: settings.warmup,
+        ef_search: ef,
+        probes,
+        iterative_scan: mode.to_string(),
+        whole_table: name == "dataset_search",
+        filter_selectivity,
+    })
+    .collect()
 }
 
 async fn versions(primary: &Target) -> Result<(String, String), BenchError> {
@@ -337,9 +366,13 @@ fn print_title(job: Job<'_>, spec: &Spec) {
         IndexKind::Hnsw => format!("ef_search={}", spec.ef_search),
         IndexKind::Ivfflat => format!("probes={}", spec.probes),
     };
+    let filter = spec
+        .filter_selectivity
+        .map(|s| format!(", filter selectivity {}", report::percent(s)))
+        .unwrap_or_default();
     println!();
     println!(
-        "{} ({breadth}, iterative_scan={})",
+        "{} ({breadth}, iterative_scan={}{filter})",
         report::title(spec.name),
         spec.iterative_scan
     );
@@ -399,7 +432,7 @@ async fn measure(
     };
     outcome?;
     let k = match spec.op {
-        Op::SingleShardSearch => Some(workload.k),
+        Op::SingleShardSearch | Op::FilteredSearch => Some(workload.k),
         Op::CrossShardSearch => Some(workload.cross_k),
         _ => None,
     };
@@ -429,17 +462,22 @@ async fn measure(
     result.probes = (session.index == IndexKind::Ivfflat).then_some(spec.probes);
     result.dataset_recall_mean = (!truth_recalls.is_empty())
         .then(|| truth_recalls.iter().sum::<f64>() / truth_recalls.len() as f64);
+    result.filter_selectivity = spec.filter_selectivity;
     Ok(result)
 }
 
-/// The workload of one benchmark: the bulk batch size, and for the data set benchmark every
-/// namespace (the whole table, which the data set's ground truth is about) and k.
+/// The workload of one benchmark: the bulk batch size, for the data set benchmark every
+/// namespace (the whole table, which the data set's ground truth is about) and k, for the
+/// filtered search its selectivity.
 fn spec_workload(job: Job<'_>, spec: &Spec, dataset: &Dataset) -> Workload {
     let mut workload = job.workload.clone();
     workload.bulk_batch = job.settings.bulk_rows;
     if spec.whole_table {
         workload.cross_namespaces = dataset.namespace_count();
         workload.cross_k = workload.k;
+    }
+    if let Some(selectivity) = spec.filter_selectivity {
+        workload.filter_threshold = ops::bucket_threshold(selectivity);
     }
     workload
 }
@@ -547,6 +585,11 @@ async fn judge(
                     Request::Cross { namespaces, query } => {
                         (recall::Query::Cross(namespaces), query)
                     }
+                    Request::Filtered {
+                        namespace,
+                        query,
+                        threshold,
+                    } => (recall::Query::Filtered(namespace, *threshold), query),
                     _ => return Ok(1.0),
                 };
                 let (mut conn, _) = pool.checkout().await.map_err(BenchError::Checkout)?;

@@ -60,6 +60,9 @@ pub struct Settings {
     pub probes: Vec<u32>,
     /// iterative_scan modes measured.
     pub iterative_scan: Vec<String>,
+    /// Filter selectivities the filtered search measured (its share of the seeded rows kept).
+    #[serde(default)]
+    pub filter_selectivity: Vec<f64>,
     /// Warm-up iterations before each benchmark (excluded from its statistics).
     pub warmup_iterations: usize,
     /// PostgreSQL version.
@@ -72,7 +75,8 @@ pub struct Settings {
 /// throughput (operations / time from the first start to the last end).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BenchResult {
-    /// single_shard_search, cross_shard_search, concurrent_queries or bulk_insert.
+    /// single_shard_search, cross_shard_search, filtered_search, concurrent_queries or
+    /// bulk_insert.
     pub operation: String,
     /// Measured operations (warm-up excluded).
     pub iterations: u64,
@@ -109,6 +113,9 @@ pub struct BenchResult {
     pub probes: Option<u32>,
     /// hnsw.iterative_scan.
     pub iterative_scan: String,
+    /// The filtered search's selectivity: the share of the seeded rows its filter keeps.
+    #[serde(default)]
+    pub filter_selectivity: Option<f64>,
     /// k of a search.
     pub k: Option<u32>,
     /// Mean recall@k against exact ground truth (searches).
@@ -138,6 +145,15 @@ fn ms(us: u64) -> f64 {
 }
 
 impl BenchResult {
+    /// The series it belongs to in the trade-off table and plot: the operation, or
+    /// `filtered 1%` for the filtered search at 1 % selectivity.
+    pub fn series(&self) -> String {
+        match self.filter_selectivity {
+            Some(s) => format!("filtered {}", percent(s)),
+            None => self.operation.clone(),
+        }
+    }
+
     /// The search breadth measured: `ef=40`, or `probes=10` on an IVFFlat index.
     pub fn breadth(&self) -> String {
         match self.probes {
@@ -189,6 +205,7 @@ impl BenchResult {
             ef_search: index.0,
             probes: None,
             iterative_scan: index.1,
+            filter_selectivity: None,
             k,
             recall_mean: (!recalls.is_empty())
                 .then(|| round(recalls.iter().sum::<f64>() / recalls.len() as f64, 4)),
@@ -331,7 +348,8 @@ impl BenchReport {
             .iter()
             .filter(|r| r.recall_mean.is_some() && r.clients == 1)
             .collect();
-        if searches.len() > 2 {
+        // A sweep, or filtered searches (whose selectivity the table shows).
+        if searches.len() > 2 || searches.iter().any(|r| r.filter_selectivity.is_some()) {
             writeln!(w)?;
             writeln!(w, "Recall / latency trade-off")?;
             writeln!(
@@ -343,7 +361,7 @@ impl BenchReport {
                 writeln!(
                     w,
                     "  {:<20} {:>9} {:<14} {:>8.4} {:>8.4} {:>8.3} {:>8.1} {:>6.1}%",
-                    r.operation,
+                    r.series(),
                     r.breadth(),
                     r.iterative_scan,
                     r.recall_mean.unwrap_or(0.0),
@@ -358,11 +376,17 @@ impl BenchReport {
     }
 }
 
+/// A share as a percentage without trailing zeros: 0.001 → "0.1%", 0.5 → "50%".
+pub fn percent(share: f64) -> String {
+    format!("{}%", round(share * 100.0, 4))
+}
+
 /// "single_shard_search" → "Single-Shard Vector Search", as the spec's console shows.
 pub fn title(operation: &str) -> &'static str {
     match operation {
         "single_shard_search" => "Single-Shard Vector Search",
         "cross_shard_search" => "Cross-Shard Vector Search",
+        "filtered_search" => "Filtered Vector Search",
         "concurrent_queries" => "Concurrent Queries",
         "bulk_insert" => "Bulk Insert",
         "dataset_search" => "Data Set Queries (whole table, its ground truth)",
@@ -411,6 +435,9 @@ pub fn print_result(w: &mut dyn Write, r: &BenchResult) -> std::io::Result<()> {
                 "Recall vs the data set's ground truth", truth
             )?;
         }
+        if let Some(s) = r.filter_selectivity {
+            writeln!(w, "   {:<36} {:>10}", "Rows the filter keeps", percent(s))?;
+        }
         writeln!(
             w,
             "   {:<36} {:>9.1}%",
@@ -456,7 +483,8 @@ pub async fn progress(hub: Arc<StatsHub>, op: Op, total: u64, stop: Cancellation
 }
 
 /// The ann-benchmarks style trade-off plot: recall against p95 latency and against
-/// throughput, one series per (operation, iterative_scan), points labelled by ef_search.
+/// throughput, one series per (operation or filter selectivity, iterative_scan), points
+/// labelled by ef_search.
 // Long (about 90 lines): plotters' builder chain for two panels, read top to bottom.
 pub fn plot_svg(results: &[BenchResult]) -> String {
     use plotters::prelude::*;
@@ -480,7 +508,7 @@ pub fn plot_svg(results: &[BenchResult]) -> String {
         let x_range = x_min.max(0.0)..1.06;
         let mut series: Vec<(String, Vec<&BenchResult>)> = Vec::new();
         for r in &points {
-            let name = format!("{} / {}", r.operation, r.iterative_scan);
+            let name = format!("{} / {}", r.series(), r.iterative_scan);
             match series.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, v)) => v.push(r),
                 None => series.push((name, vec![r])),

@@ -11,7 +11,8 @@ use crate::db::pool::Session;
 use crate::db::schema::{Layout, TableSpec};
 use crate::db::target::Target;
 use crate::engine::arrivals::Pacing;
-use crate::workload::dataset::DatasetSpec;
+use crate::workload::dataset::{DatasetSpec, BUCKETS};
+use crate::workload::ops::bucket_threshold;
 
 /// A usage or configuration error: exit code 2, one line.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +134,7 @@ pub struct Reports {
 
 impl Config {
     /// Validates the raw command line.
-    // Long (about 110 lines): half of it is the one struct literal that names every section;
+    // Long (about 115 lines): half of it is the one struct literal that names every section;
     // the checks themselves live in the helpers below.
     pub fn from_cli(mut cli: Cli) -> Result<Config, ConfigError> {
         let mut goose = std::mem::take(&mut cli.goose);
@@ -164,7 +165,9 @@ impl Config {
             vector_type: cli.data.vector_type,
             distance,
         };
-        let workload = workload(&cli.workload, cli.data.seed, embedding)?;
+        let selectivities = filter_selectivities(&cli.workload.filter_selectivity, is_bench)?;
+        let mut workload = workload(&cli.workload, cli.data.seed, embedding)?;
+        workload.filter_threshold = bucket_threshold(selectivities[0]);
 
         let explicit = Explicit {
             users: goose.users,
@@ -194,6 +197,7 @@ impl Config {
                 cli.data.ef_search.clone(),
                 cli.data.probes.clone(),
                 iterative_scans.clone(),
+                selectivities,
             )?),
             Some(Command::Metrics) => Mode::Metrics,
             Some(Command::Cleanup) => Mode::Cleanup,
@@ -461,18 +465,55 @@ fn workload(
     if !(0.0..1.0).contains(&w.bulk_user_share) {
         return Err(bad("--bulk-user-share must be at least 0 and below 1"));
     }
+    // Goose repeats a transaction as many times as its weight in every user's list.
+    if w.filtered_weight > 1000 {
+        return Err(bad("--filtered-weight must be between 0 and 1000"));
+    }
 
     Ok(Workload {
         k: w.k,
         cross_k: w.cross_k,
         cross_namespaces: w.cross_namespaces,
         min_similarity: w.min_similarity,
+        // Set by the caller from the checked --filter-selectivity.
+        filter_threshold: 0,
+        filtered_weight: w.filtered_weight,
         retrieve_hit_ratio: w.retrieve_hit_ratio,
         bulk_batch: w.bulk_batch,
         bulk_user_share: w.bulk_user_share,
         seed,
         embedding,
     })
+}
+
+/// The `--filter-selectivity` values, checked: each above 0 and at most 1, and wide enough to
+/// keep at least one bucket of [`BUCKETS`] (a threshold of 0 would keep no row); a list only
+/// for `bench`.
+fn filter_selectivities(values: &[f64], is_bench: bool) -> Result<Vec<f64>, ConfigError> {
+    if values.is_empty() {
+        return Err(bad("--filter-selectivity needs a value"));
+    }
+    if !is_bench && values.len() > 1 {
+        return Err(bad(
+            "a list of --filter-selectivity values is only for `bench` (a sweep)",
+        ));
+    }
+    for &s in values {
+        if !(s > 0.0 && s <= 1.0) {
+            return Err(bad(format!(
+                "--filter-selectivity must be above 0 and at most 1 (0.01 keeps 1 % of the \
+                 seeded rows), got {s}"
+            )));
+        }
+        if bucket_threshold(s) == 0 {
+            return Err(bad(format!(
+                "--filter-selectivity {s} keeps no row: rows fall in {BUCKETS} buckets, so the \
+                 smallest selectivity is {}",
+                1.0 / f64::from(BUCKETS)
+            )));
+        }
+    }
+    Ok(values.to_vec())
 }
 
 /// PostgreSQL's `statement_timeout` counts whole milliseconds and 0 turns it off, so a value

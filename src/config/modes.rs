@@ -7,7 +7,7 @@ use super::{bad, ConfigError, Mode};
 use crate::cli::Benchmark;
 
 /// Which benchmarks run, and how many iterations each.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BenchSettings {
     /// Single-namespace search iterations (0 = skipped).
     pub single: usize,
@@ -15,6 +15,8 @@ pub struct BenchSettings {
     pub cross: usize,
     /// Data set benchmark iterations (0 = skipped; also when the data has no ground truth).
     pub dataset: usize,
+    /// Filtered search iterations at each selectivity (0 = skipped).
+    pub filtered: usize,
     /// Concurrent benchmark clients (0 = skipped).
     pub concurrent_clients: usize,
     /// Queries per concurrent client.
@@ -31,6 +33,8 @@ pub struct BenchSettings {
     pub probes: Vec<u32>,
     /// Every `hnsw.iterative_scan` mode they measure (the first is the session's).
     pub iterative_scan: Vec<String>,
+    /// Every filter selectivity the filtered search measures.
+    pub filter_selectivity: Vec<f64>,
 }
 
 pub(super) fn bench_settings(
@@ -38,6 +42,7 @@ pub(super) fn bench_settings(
     ef_search: Vec<u32>,
     probes: Vec<u32>,
     iterative_scan: Vec<String>,
+    filter_selectivity: Vec<f64>,
 ) -> Result<BenchSettings, ConfigError> {
     let on = |benchmark: Benchmark, n: usize| {
         if args.only.contains(&benchmark) {
@@ -56,6 +61,7 @@ pub(super) fn bench_settings(
         single: on(Benchmark::Single, scale(args.single_iterations)),
         cross: on(Benchmark::Cross, scale(args.cross_iterations)),
         dataset: on(Benchmark::Dataset, scale(args.dataset_iterations)),
+        filtered: on(Benchmark::Filtered, scale(args.filtered_iterations)),
         // Not scaled: fewer clients could not open the connections the target counts.
         concurrent_clients: on(Benchmark::Concurrent, args.concurrent_clients),
         concurrent_queries: scale(args.concurrent_queries),
@@ -69,6 +75,7 @@ pub(super) fn bench_settings(
         ef_search,
         probes,
         iterative_scan,
+        filter_selectivity,
     })
 }
 

@@ -124,7 +124,7 @@ async fn copy_file(
                 &key,
                 &value,
                 Embedding(v, vector_type),
-                row,
+                (row, dataset.bucket(ns, row)),
             );
             rows += 1;
             if buf.len() >= CHUNK {
@@ -176,7 +176,8 @@ async fn copy_namespace(
         let key = dataset.key(row);
         let value = dataset.value(ns, row);
         let embedding = Embedding(&vector, vector_type);
-        encode_row(&mut buf, &name, &key, &value, embedding, row);
+        let bucket = dataset.bucket(ns, row);
+        encode_row(&mut buf, &name, &key, &value, embedding, (row, bucket));
         if buf.len() >= CHUNK {
             sink.send(buf.split().freeze()).await?;
             bar.inc((row + 1 - counted) as u64);
@@ -200,8 +201,15 @@ struct Embedding<'a>(&'a [f32], VectorType);
 /// Appends one row in PostgreSQL's binary COPY format: a field count, then each field as a
 /// length and its binary representation (text as UTF-8; pgvector's `vector` as dim, unused,
 /// then big-endian float4s, `halfvec` the same with IEEE half floats; jsonb as version 1 and
-/// the JSON text).
-fn encode_row(buf: &mut BytesMut, ns: &str, key: &str, value: &str, e: Embedding<'_>, row: usize) {
+/// the JSON text: the row number and the filter bucket the filtered search reads).
+fn encode_row(
+    buf: &mut BytesMut,
+    ns: &str,
+    key: &str,
+    value: &str,
+    e: Embedding<'_>,
+    (row, bucket): (usize, u32),
+) {
     buf.put_i16(5);
     for text in [ns, key, value] {
         buf.put_i32(text.len() as i32);
@@ -221,7 +229,7 @@ fn encode_row(buf: &mut BytesMut, ns: &str, key: &str, value: &str, e: Embedding
             .iter()
             .for_each(|x| buf.put_u16(half::f16::from_f32(*x).to_bits())),
     }
-    let metadata = format!("{{\"row\": {row}, \"seeded\": true}}");
+    let metadata = format!("{{\"row\": {row}, \"seeded\": true, \"bucket\": {bucket}}}");
     buf.put_i32(1 + metadata.len() as i32);
     buf.put_u8(1);
     buf.put_slice(metadata.as_bytes());

@@ -122,6 +122,15 @@ pub enum Request {
         /// The query vector.
         query: Vector,
     },
+    /// kNN search in one namespace among the seeded rows a bucket filter keeps.
+    Filtered {
+        /// The namespace.
+        namespace: String,
+        /// The query vector.
+        query: Vector,
+        /// Rows whose `metadata.bucket` is below it match.
+        threshold: i32,
+    },
     /// kNN search across namespaces.
     Cross {
         /// The namespaces (the user's own first).
@@ -151,6 +160,11 @@ fn plan(shared: &Shared, state: &mut UserState, op: Op) -> Request {
         Op::SingleShardSearch => Request::Single {
             namespace: ds.namespace_name(ns),
             query: Vector::from(ds.query_vector(ns, &mut state.rng)),
+        },
+        Op::FilteredSearch => Request::Filtered {
+            namespace: ds.namespace_name(ns),
+            query: Vector::from(ds.query_vector(ns, &mut state.rng)),
+            threshold: shared.workload.filter_threshold,
         },
         Op::CrossShardSearch => {
             let n = ds.namespace_count();
@@ -336,6 +350,13 @@ async fn execute(
                 .await
                 .map(|found| searched(found, w.k))
         }
+        Request::Filtered {
+            namespace,
+            query,
+            threshold,
+        } => ops::search_filtered(c, s, namespace, query, w.k as i64, *threshold)
+            .await
+            .map(|found| searched(found, w.k)),
         Request::Cross { namespaces, query } => {
             ops::search_cross(c, s, namespaces, query, w.cross_k as i64)
                 .await

@@ -9,13 +9,15 @@
 //! The truth is also filtered as the search was: the single-namespace search drops rows below
 //! `--min-similarity` after its top k, so its truth is the exact top k with the same rows
 //! dropped. Otherwise a search that correctly returned 3 rows above the filter would be judged
-//! against 10 and score 0.3. Both the suite and the load test's sampler
+//! against 10 and score 0.3. The filtered search's truth keeps the same bucket filter, so it
+//! is judged on the rows its filter leaves, and when fewer than k of them exist, on those.
+//! Both the suite and the load test's sampler
 //! (the exporter's recall sampler) get the truth here, so they cannot disagree on it.
 
 use pgvector::Vector;
 use tokio_postgres::Client;
 
-use crate::workload::ops::Hit;
+use crate::workload::ops::{with_bucket_filter, Hit};
 use crate::workload::Embedding;
 
 /// The exact search's SQL: the searches' own distance expression (the query vector in the
@@ -42,6 +44,8 @@ pub enum Query<'a> {
     Single(&'a str, Option<f64>),
     /// Several namespaces.
     Cross(&'a [String]),
+    /// One namespace, the rows whose bucket is below the threshold.
+    Filtered(&'a str, i32),
 }
 
 /// The exact top-k similarities (descending) for `query`, less those the search's similarity
@@ -64,6 +68,11 @@ pub async fn exact_top_k(
         Query::Cross(nss) => {
             let sql = exact_sql(e, true);
             (tx.query(&sql, &[&nss, query, &k]).await?, None)
+        }
+        Query::Filtered(ns, threshold) => {
+            // The same predicate as the search, inside the subquery that no index answers.
+            let sql = with_bucket_filter(&exact_sql(e, false));
+            (tx.query(&sql, &[&ns, query, &k, &threshold]).await?, None)
         }
     };
     tx.commit().await?;
@@ -140,6 +149,14 @@ mod tests {
         // A filtered search that returned the three rows above the filter missed nothing.
         assert_eq!(recall(&hits(&[0.9, 0.85, 0.8]), &truth, 10), 1.0);
         assert_eq!(filtered(vec![0.5], None), [0.5]);
+    }
+
+    #[test]
+    fn filtered_truth_filters_inside_the_unindexed_subquery() {
+        let sql = with_bucket_filter(&exact_sql(Embedding::default(), false));
+        let inner = sql.split("OFFSET 0").next().unwrap();
+        assert!(inner.contains("(metadata->>'bucket')::int < $4"), "{sql}");
+        assert!(sql.contains("OFFSET 0) s ORDER BY"), "{sql}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The load test's Goose scenarios: `VectorSearchUser` (weights 10/3/2/1 over
-//! single-namespace search, cross-namespace search, retrieve, insert; by default waits
+//! single-namespace search, cross-namespace search, retrieve, insert, and the filtered search
+//! when `--filtered-weight` gives it a weight; by default waits
 //! 100–500 ms, `--think-time`) and `BulkInsertUser` (a small background share of the users;
 //! waits 5–10 s, `--bulk-think-time`), each transaction one `perform` of the engine. In the
 //! open model the search users wait for arrivals instead: each transaction takes the next
@@ -71,12 +72,15 @@ pub fn scenarios(shared: &Arc<Shared>, pacing: &Pacing) -> Result<Vec<Scenario>,
     search = search
         .register_transaction(transaction(shared, SEARCH, None))
         .register_transaction(stop_transaction(shared));
-    for (op, weight) in [
+    let mix = [
         (Op::SingleShardSearch, 10),
         (Op::CrossShardSearch, 3),
+        (Op::FilteredSearch, shared.workload.filtered_weight),
         (Op::Retrieve, 2),
         (Op::Insert, 1),
-    ] {
+    ];
+    // Weight 0 (the filtered search by default): not registered, so not in any report.
+    for (op, weight) in mix.into_iter().filter(|(_, weight)| *weight > 0) {
         search =
             search.register_transaction(transaction(shared, SEARCH, Some(op)).set_weight(weight)?);
     }

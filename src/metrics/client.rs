@@ -276,7 +276,7 @@ impl OpHandles {
 /// Resolved handles: recording takes no lock (except for a first-seen SQLSTATE class).
 pub struct Bound {
     family: Arc<ClientMetrics>,
-    ops: HashMap<String, [OpHandles; 5]>,
+    ops: HashMap<String, [OpHandles; Op::COUNT]>,
     writer_wait: Histogram,
     reader_wait: Vec<Histogram>,
 }
@@ -329,9 +329,9 @@ impl Observer for LoadMetrics {
     /// Records one operation and offers successful searches to the recall sampler.
     fn observe(&self, request: &Request, reader: usize, op: Op, outcome: &Outcome, hits: &[Hit]) {
         let namespace = match request {
-            Request::Single { namespace, .. } | Request::Retrieve { namespace, .. } => {
-                namespace.as_str()
-            }
+            Request::Single { namespace, .. }
+            | Request::Filtered { namespace, .. }
+            | Request::Retrieve { namespace, .. } => namespace.as_str(),
             Request::Cross { namespaces, .. } => {
                 namespaces.first().map(String::as_str).unwrap_or_default()
             }

@@ -1,8 +1,9 @@
-//! Recall@k under load, on a sample: one search in [`SAMPLE_EVERY`] of each kind (the first
-//! one included) is handed, with the rows the user got, to a background task that asks the
-//! server for the exact answer ([`crate::engine::recall::exact_top_k`]: a brute-force
-//! scan) on its own connection to the primary, and scores it with the benchmark suite's
-//! own [`crate::engine::recall::recall`]. The user never waits for it: the hand-off is a
+//! Recall@k under load, on a sample: one search in [`SAMPLE_EVERY`] of each kind (single,
+//! cross, filtered; the first one included) is handed, with the rows the user got, to a
+//! background task that asks the server for the exact answer
+//! ([`crate::engine::recall::exact_top_k`]: a brute-force scan, with the search's own filter)
+//! on its own connection to the primary, and scores it with the benchmark suite's own
+//! [`crate::engine::recall::recall`]. The user never waits for it: the hand-off is a
 //! `try_send` into a one-slot channel, dropped when the task is busy, and the task takes at
 //! most one sample a second so that brute-force scans stay a small share of the server's work.
 //!
@@ -36,6 +37,7 @@ const EXACT_TIMEOUT_MS: u64 = 60_000;
 enum Scope {
     Single(String),
     Cross(Vec<String>),
+    Filtered(String, i32),
 }
 
 struct Sample {
@@ -48,7 +50,7 @@ struct Sample {
 /// The users' side of the sampler.
 pub struct RecallSampler {
     tx: mpsc::Sender<Sample>,
-    seen: [AtomicU64; 2],
+    seen: [AtomicU64; 3],
 }
 
 impl RecallSampler {
@@ -66,7 +68,7 @@ impl RecallSampler {
         tokio::spawn(task.run(rx));
         RecallSampler {
             tx,
-            seen: [AtomicU64::new(0), AtomicU64::new(0)],
+            seen: Default::default(),
         }
     }
 
@@ -75,6 +77,7 @@ impl RecallSampler {
         let (slot, op) = match request {
             Request::Single { .. } => (0, Op::SingleShardSearch),
             Request::Cross { .. } => (1, Op::CrossShardSearch),
+            Request::Filtered { .. } => (2, Op::FilteredSearch),
             _ => return,
         };
         if !self.seen[slot]
@@ -86,6 +89,11 @@ impl RecallSampler {
         let (scope, query) = match request {
             Request::Single { namespace, query } => (Scope::Single(namespace.clone()), query),
             Request::Cross { namespaces, query } => (Scope::Cross(namespaces.clone()), query),
+            Request::Filtered {
+                namespace,
+                query,
+                threshold,
+            } => (Scope::Filtered(namespace.clone(), *threshold), query),
             _ => return,
         };
         let _ = self.tx.try_send(Sample {
@@ -168,6 +176,7 @@ impl Task {
         let (scope, k) = match &sample.scope {
             Scope::Single(ns) => (Query::Single(ns, self.min_similarity), self.k),
             Scope::Cross(nss) => (Query::Cross(nss), self.cross_k),
+            Scope::Filtered(ns, threshold) => (Query::Filtered(ns, *threshold), self.k),
         };
         let truth = exact_top_k(client, scope, &sample.query, k as i64, self.embedding).await?;
         Ok(recall(&sample.hits, &truth, k))

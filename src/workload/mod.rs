@@ -123,6 +123,11 @@ pub struct Workload {
     pub cross_namespaces: usize,
     /// Similarity filter of the single-namespace search.
     pub min_similarity: Option<f64>,
+    /// The filtered search keeps the seeded rows whose bucket is below this
+    /// ([`ops::bucket_threshold`] of the selectivity).
+    pub filter_threshold: i32,
+    /// Weight of the filtered search in the load test's mix (0: not in it).
+    pub filtered_weight: usize,
     /// Share of retrieves asking for an existing key.
     pub retrieve_hit_ratio: f64,
     /// Rows per bulk insert.

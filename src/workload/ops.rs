@@ -1,4 +1,4 @@
-//! The five operations of the workload, as plain async functions over one connection, shared by
+//! The six operations of the workload, as plain async functions over one connection, shared by
 //! the Goose load test and the benchmark suite.
 //!
 //! Statements are prepared once per pooled connection ([`Statements::prepare`]) so an operation
@@ -17,6 +17,9 @@ pub enum Op {
     SingleShardSearch,
     /// kNN search across several namespaces, merged top-k.
     CrossShardSearch,
+    /// kNN search inside one namespace, among the seeded rows a metadata filter keeps (a
+    /// controlled share of them: `--filter-selectivity`).
+    FilteredSearch,
     /// Key lookup.
     Retrieve,
     /// Upsert of one row.
@@ -26,10 +29,14 @@ pub enum Op {
 }
 
 impl Op {
+    /// How many there are: the length of every per-operation array.
+    pub const COUNT: usize = 6;
+
     /// All operations.
-    pub const ALL: [Op; 5] = [
+    pub const ALL: [Op; Op::COUNT] = [
         Op::SingleShardSearch,
         Op::CrossShardSearch,
+        Op::FilteredSearch,
         Op::Retrieve,
         Op::Insert,
         Op::BulkInsert,
@@ -40,6 +47,7 @@ impl Op {
         match self {
             Op::SingleShardSearch => "vector_search_single_shard",
             Op::CrossShardSearch => "vector_search_cross_shard",
+            Op::FilteredSearch => "vector_search_filtered",
             Op::Retrieve => "retrieve_memory",
             Op::Insert => "insert_memory",
             Op::BulkInsert => "bulk_insert",
@@ -53,7 +61,10 @@ impl Op {
 
     /// Whether the operation is a kNN search (k and short result sets apply).
     pub fn is_search(self) -> bool {
-        matches!(self, Op::SingleShardSearch | Op::CrossShardSearch)
+        matches!(
+            self,
+            Op::SingleShardSearch | Op::CrossShardSearch | Op::FilteredSearch
+        )
     }
 }
 
@@ -81,6 +92,31 @@ fn search_sql(e: Embedding) -> [String; 3] {
     ]
 }
 
+/// The filtered search's predicate: a seeded row's bucket (uniform over
+/// [`BUCKETS`](super::dataset::BUCKETS)) below `$4`. Rows the load test inserts carry no bucket
+/// and never match. pgvector applies it to what the index scan returns, so without iterative
+/// scan a selective filter leaves fewer than k rows.
+const BUCKET_FILTER: &str = "(metadata->>'bucket')::int < $4";
+
+/// The bucket threshold of a filter keeping `selectivity` of the seeded rows (0 keeps none).
+pub fn bucket_threshold(selectivity: f64) -> i32 {
+    (selectivity * f64::from(super::dataset::BUCKETS)).round() as i32
+}
+
+/// `sql`, a query over one namespace (`WHERE namespace = $1 ...`, a search or its exact
+/// truth), with the bucket filter added to its WHERE as `$4`: the filtered search and its
+/// truth are derived from the unfiltered SQL rather than written twice, so they cannot drift
+/// apart (in the distance operator, say).
+pub fn with_bucket_filter(sql: &str) -> String {
+    const SCOPE: &str = "WHERE namespace = $1 ";
+    assert_eq!(
+        sql.matches(SCOPE).count(),
+        1,
+        "a single-namespace query has one `{SCOPE}`: {sql}"
+    );
+    sql.replacen(SCOPE, &format!("{SCOPE}AND {BUCKET_FILTER} "), 1)
+}
+
 const RETRIEVE: &str = "SELECT namespace, key, value, metadata, tags, created_at \
      FROM memory_entries WHERE namespace = $1 AND key = $2";
 
@@ -103,6 +139,7 @@ pub struct Statements {
     search_single: Statement,
     search_single_min: Statement,
     search_cross: Statement,
+    search_filtered: Statement,
     retrieve: Statement,
     insert: Statement,
     bulk_insert: Statement,
@@ -115,10 +152,12 @@ impl Statements {
         e: Embedding,
     ) -> Result<Statements, tokio_postgres::Error> {
         let [single, single_min, cross] = search_sql(e);
+        let filtered = with_bucket_filter(&single);
         Ok(Statements {
             search_single: client.prepare(&single).await?,
             search_single_min: client.prepare(&single_min).await?,
             search_cross: client.prepare(&cross).await?,
+            search_filtered: client.prepare(&filtered).await?,
             retrieve: client.prepare(RETRIEVE).await?,
             insert: client.prepare(INSERT).await?,
             bulk_insert: client.prepare(BULK_INSERT).await?,
@@ -203,6 +242,22 @@ pub async fn search_cross(
     Ok((rows.iter().map(hit).collect(), wire_bytes(&rows)))
 }
 
+/// kNN search in one namespace among the seeded rows whose bucket is below `threshold` (see
+/// [`bucket_threshold`]); returns the hits and their size in bytes.
+pub async fn search_filtered(
+    client: &Client,
+    stmts: &Statements,
+    namespace: &str,
+    query: &Vector,
+    k: i64,
+    threshold: i32,
+) -> Result<(Vec<Hit>, u64), tokio_postgres::Error> {
+    let rows = client
+        .query(&stmts.search_filtered, &[&namespace, query, &k, &threshold])
+        .await?;
+    Ok((rows.iter().map(hit).collect(), wire_bytes(&rows)))
+}
+
 fn hit(row: &tokio_postgres::Row) -> Hit {
     Hit {
         namespace: row.get(0),
@@ -266,4 +321,35 @@ pub async fn bulk_insert(
             &[&namespaces, &keys, &values, &embeddings],
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filtered_search_is_the_single_search_plus_the_bucket_filter() {
+        use crate::workload::{Distance, VectorType};
+        for vector_type in [VectorType::Vector, VectorType::Halfvec] {
+            let distance = Distance::L2;
+            let [single, ..] = search_sql(Embedding {
+                vector_type,
+                distance,
+            });
+            let filtered = with_bucket_filter(&single);
+            assert_eq!(
+                filtered.replace("AND (metadata->>'bucket')::int < $4 ", ""),
+                single
+            );
+            assert!(filtered.contains("WHERE namespace = $1 AND (metadata->>'bucket')::int < $4 "));
+        }
+    }
+
+    #[test]
+    fn thresholds_round_to_whole_buckets() {
+        assert_eq!(bucket_threshold(0.01), 100);
+        assert_eq!(bucket_threshold(0.001), 10);
+        assert_eq!(bucket_threshold(1.0), 10_000);
+        assert_eq!(bucket_threshold(0.00004), 0);
+    }
 }

@@ -1,7 +1,7 @@
 //! More bad input (see also cli.rs): an unknown host, a pgvector too old for a requested
 //! feature, vector files that are missing, empty, truncated, of the wrong dimension or format,
 //! zero or negative rates and durations, a statement timeout under 1 ms (which PostgreSQL would
-//! take as "none"), a report directory that cannot exist, and a web UI
+//! take as "none"), a filter selectivity outside (0, 1] or narrower than one bucket, a report directory that cannot exist, and a web UI
 //! that anyone could control. Each is exit 2 with one line naming the problem, before any load.
 
 use std::path::Path;
@@ -196,6 +196,64 @@ async fn report_dir_that_cannot_exist_is_refused_first() {
     assert!(line.contains("report directory"), "{line}");
     assert!(line.contains("a-file/reports"), "{line}");
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+#[tokio::test]
+async fn filter_selectivity_outside_one_bucket_to_one_is_refused() {
+    let reports = temp_dir();
+    let url = unserved();
+    for (value, want) in [
+        (
+            "0",
+            "--filter-selectivity must be above 0 and at most 1 (0.01 keeps 1 % of the seeded \
+             rows), got 0",
+        ),
+        (
+            "2",
+            "--filter-selectivity must be above 0 and at most 1 (0.01 keeps 1 % of the seeded \
+             rows), got 2",
+        ),
+        ("-0.5", "got -0.5"),
+        ("NaN", "got NaN"),
+        (
+            "0.00001",
+            "--filter-selectivity 0.00001 keeps no row: rows fall in 10000 buckets, so the \
+             smallest selectivity is 0.0001",
+        ),
+        (
+            "0.01,0.1",
+            "a list of --filter-selectivity values is only for `bench` (a sweep)",
+        ),
+    ] {
+        let line = refused(&url, reports.path(), &["--filter-selectivity", value]).await;
+        assert!(line.contains(want), "{value}: {line}");
+    }
+    let line = refused(&url, reports.path(), &["--filtered-weight", "1001"]).await;
+    assert!(
+        line.contains("--filtered-weight must be between 0 and 1000"),
+        "{line}"
+    );
+    // A bench sweep takes the list, each value checked; the load test's threshold is the
+    // selectivity in buckets of 10,000.
+    let parse = |args: &[&str]| {
+        let mut argv = vec!["pgvector-loadtest", "--report-dir"];
+        argv.push(reports.path().to_str().unwrap());
+        argv.extend(args);
+        Config::from_cli(Cli::parse_from(argv))
+    };
+    let config = parse(&["bench", "--filter-selectivity", "0.001,0.5,1"]).expect("valid");
+    match config.mode {
+        pgvector_loadtest::config::Mode::Bench(b) => {
+            assert_eq!(b.filter_selectivity, [0.001, 0.5, 1.0])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(config.workload.filter_threshold, 10);
+    let err = parse(&["bench", "--filter-selectivity", "0.1,0"]).unwrap_err();
+    assert!(err.to_string().contains("got 0"), "{err}");
+    let config = parse(&["--filter-selectivity", "0.00005"]).expect("rounds to one bucket");
+    assert_eq!(config.workload.filter_threshold, 1);
+    assert!(std::fs::read_dir(reports.path()).unwrap().next().is_none());
 }
 
 #[tokio::test]

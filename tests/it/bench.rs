@@ -61,6 +61,7 @@ async fn quick_suite_writes_every_benchmark_with_recall() {
     for title in [
         "Single-Shard Vector Search",
         "Cross-Shard Vector Search",
+        "Filtered Vector Search",
         "Concurrent Queries",
         "Bulk Insert",
     ] {
@@ -90,6 +91,7 @@ async fn quick_suite_writes_every_benchmark_with_recall() {
         [
             "single_shard_search",
             "cross_shard_search",
+            "filtered_search",
             "concurrent_queries",
             "bulk_insert"
         ]
@@ -111,8 +113,12 @@ async fn quick_suite_writes_every_benchmark_with_recall() {
     assert!((0.8..=1.0).contains(&recall), "recall {recall}");
     assert!(single.recall_p5.unwrap() <= recall);
     assert_eq!(report.results[1].k, Some(20));
+    let filtered = &report.results[2];
+    assert_eq!(filtered.iterations, 50, "--quick runs a tenth of 500");
+    assert_eq!(filtered.filter_selectivity, Some(0.01));
+    assert_eq!(report.settings.filter_selectivity, [0.01]);
     // --quick keeps the concurrent benchmark's clients: the spec's target counts connections.
-    let concurrent = &report.results[2];
+    let concurrent = &report.results[3];
     assert_eq!(concurrent.clients, 120);
     assert_eq!(concurrent.iterations, 120 * 5);
     let peak = concurrent.peak_server_connections.expect("peak measured");
@@ -124,7 +130,7 @@ async fn quick_suite_writes_every_benchmark_with_recall() {
         .expect("concurrent target");
     assert!(target.pass, "{target:?}");
     assert_eq!(target.measured, peak as f64);
-    let bulk = &report.results[3];
+    let bulk = &report.results[4];
     assert_eq!(bulk.rows_per_batch, Some(100));
     let (tps, rows) = (bulk.transactions_per_s.unwrap(), bulk.rows_per_s.unwrap());
     assert!(rows > tps * 50.0, "rows/s {rows} vs transactions/s {tps}");

@@ -148,6 +148,8 @@ fn arg() -> impl Strategy<Value = Vec<String>> {
         Just("--profile"),
         Just("--m"),
         Just("--statement-timeout"),
+        Just("--filter-selectivity"),
+        Just("--filtered-weight"),
     ];
     let value = prop_oneof![
         Just("0".to_string()),

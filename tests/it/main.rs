@@ -15,6 +15,7 @@ mod dashboard;
 mod datasets;
 mod exit_codes;
 mod faults;
+mod filter;
 mod fuzz;
 mod gate;
 mod interrupts;

@@ -1,4 +1,4 @@
-//! The five operations of `workload::ops`, run in-process through prepared [`Statements`] on a
+//! The six operations of `workload::ops`, run in-process through prepared [`Statements`] on a
 //! seeded database: what each returns (row counts, namespaces, similarities and their order)
 //! checked against the dataset itself.
 
@@ -171,12 +171,39 @@ async fn each_operation_returns_what_it_should() {
             .0,
         1
     );
-    let (hits, _) = ops::search_single(&c, &stmts, "ns_000", &Vector::from(own), 1, None)
+    let (hits, _) = ops::search_single(&c, &stmts, "ns_000", &Vector::from(own.clone()), 1, None)
         .await
         .unwrap();
     assert_eq!(hits[0].key, "lt_insert_1");
     assert!((hits[0].similarity - 1.0).abs() < 1e-5, "{hits:?}");
     assert_eq!(count(&c).await, before + 1);
+
+    // Filtered search: only seeded rows whose bucket is below the threshold, nearest first;
+    // the row just inserted has no bucket, so even its own vector does not find it.
+    let query = Vector::from(own.clone());
+    for threshold in [5000, 10_000] {
+        let (hits, _) = ops::search_filtered(&c, &stmts, "ns_000", &query, 10, threshold)
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 10, "{hits:?}");
+        check_hits(&hits, &data, &own, "filtered");
+        assert!(
+            hits.iter()
+                .all(|h| data.bucket(0, row_of(&h.key)) < threshold as u32),
+            "{threshold}: {hits:?}"
+        );
+    }
+    let (all, _) = ops::search_single(&c, &stmts, "ns_000", &query, 11, None)
+        .await
+        .unwrap();
+    let (kept, _) = ops::search_filtered(&c, &stmts, "ns_000", &query, 10, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        all[1..],
+        "a filter keeping every bucket drops only the new row"
+    );
 
     // Bulk insert: 100 rows in one statement; again, it upserts instead of duplicating.
     let batch = |value: &str| -> Vec<NewRow> {

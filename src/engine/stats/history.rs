@@ -112,20 +112,21 @@ pub struct HistorySampler {
     hub: Arc<StatsHub>,
     // By operation ([`Op::index`]), then all operations: response times since the last sample
     // and since the start, and the counts at the last sample.
-    interval: [Histogram<u64>; 6],
-    total: [Histogram<u64>; 6],
-    previous: [Counts; 6],
-    taken: [Vec<u32>; 5],
+    interval: [Histogram<u64>; ALL + 1],
+    total: [Histogram<u64>; ALL + 1],
+    previous: [Counts; ALL + 1],
+    taken: [Vec<u32>; ALL],
     previous_at: Instant,
 }
 
-const ALL: usize = 5;
+/// The aggregate's index, after every operation's.
+const ALL: usize = Op::COUNT;
 
 impl HistorySampler {
     /// Starts the history of `hub` at what it holds now.
     pub fn new(hub: Arc<StatsHub>) -> HistorySampler {
-        let mut total: [Histogram<u64>; 6] = std::array::from_fn(|_| histogram());
-        let mut previous = [Counts::default(); 6];
+        let mut total: [Histogram<u64>; ALL + 1] = std::array::from_fn(|_| histogram());
+        let mut previous = [Counts::default(); ALL + 1];
         // From now on users keep their response times for us; what each shard holds when we
         // lock it is in its histograms, so it is counted there and its list is dropped.
         hub.sampled.store(true, Ordering::Relaxed);
@@ -152,7 +153,7 @@ impl HistorySampler {
 
     /// One sample: every operation that has run so far, then the aggregate.
     pub fn sample(&mut self) -> HistorySample {
-        let mut now = [Counts::default(); 6];
+        let mut now = [Counts::default(); ALL + 1];
         for shard in &self.hub.shards {
             let shard = &mut *shard.lock().unwrap_or_else(|p| p.into_inner());
             for (i, fresh) in shard.fresh.iter_mut().enumerate() {

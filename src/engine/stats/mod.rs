@@ -266,7 +266,7 @@ impl OpStats {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Indexed by [`Op::index`].
-    pub ops: [OpStats; 5],
+    pub ops: [OpStats; Op::COUNT],
 }
 
 impl Snapshot {
@@ -297,7 +297,7 @@ impl Snapshot {
 #[derive(Default)]
 struct Shard {
     stats: Snapshot,
-    fresh: [Vec<u32>; 5],
+    fresh: [Vec<u32>; Op::COUNT],
 }
 
 /// The shared recorder.

@@ -26,8 +26,13 @@ pub use file_data::FileOptions;
 pub use files::{FileSet, Format, Metric};
 
 /// Bumped whenever the generator changes the vectors it produces for a given
-/// spec, so that fingerprints of old and new data never match.
-const FORMAT_VERSION: u64 = 2;
+/// spec (or what is stored beside them: 3 added the rows' `metadata.bucket`), so
+/// that fingerprints of old and new data never match.
+const FORMAT_VERSION: u64 = 3;
+
+/// Seeded rows carry `metadata.bucket` in `0..BUCKETS`, uniform: a filter of
+/// selectivity s keeps the rows whose bucket is below `round(s × BUCKETS)`.
+pub const BUCKETS: u32 = 10_000;
 
 /// Noise norm added to a stored vector to make a query for file data
 /// (cosine to its source ≈ 0.97): close to real data but never an exact copy.
@@ -381,6 +386,16 @@ impl Dataset {
                 format!("memory {ns_name}/{key} vector {index}")
             }
         }
+    }
+
+    /// The filter bucket of (ns, row), in `0..BUCKETS`: uniform, deterministic
+    /// and independent of the vector, so a bucket filter keeps a random share of
+    /// every topic. (For file data the seed is not in the fingerprint, so a
+    /// table seeded under another seed keeps its buckets; a filter only needs
+    /// them uniform, never equal to these.)
+    pub fn bucket(&self, ns: usize, row: usize) -> u32 {
+        let h = mix(&[self.spec.seed, 0x6275_636b, ns as u64, row as u64]);
+        (h % u64::from(BUCKETS)) as u32
     }
 
     /// Hex string (16 hex digits) identifying the data: FNV-1a over a format

@@ -44,6 +44,45 @@ fn deterministic_and_seed_sensitive() {
 }
 
 #[test]
+fn buckets_are_uniform_so_a_threshold_keeps_its_share() {
+    // 100,000 rows: the share below round(s × 10000) is s, within a few standard deviations.
+    let d = Dataset::synthetic(spec(10, 10_000, 4)).unwrap();
+    let buckets: Vec<u32> = (0..10)
+        .flat_map(|ns| (0..10_000).map(move |row| (ns, row)))
+        .map(|(ns, row)| d.bucket(ns, row))
+        .collect();
+    assert!(buckets.iter().all(|&b| b < BUCKETS));
+    let share =
+        |below: u32| buckets.iter().filter(|&&b| b < below).count() as f64 / buckets.len() as f64;
+    for (below, want, tolerance) in [
+        (10, 0.001, 0.0003),
+        (100, 0.01, 0.002),
+        (1000, 0.1, 0.005),
+        (5000, 0.5, 0.01),
+    ] {
+        let got = share(below);
+        assert!((got - want).abs() <= tolerance, "below {below}: {got}");
+    }
+    // Deterministic per (seed, namespace, row); another seed deals other buckets.
+    let again = Dataset::synthetic(spec(10, 10_000, 4)).unwrap();
+    assert_eq!(again.bucket(3, 1234), d.bucket(3, 1234));
+    let other = Dataset::synthetic(DatasetSpec {
+        seed: 43,
+        ..spec(10, 10_000, 4)
+    })
+    .unwrap();
+    let moved = (0..1000).filter(|&r| other.bucket(0, r) != d.bucket(0, r));
+    assert!(moved.count() > 990);
+    // Namespaces are dealt independently: row r does not share its bucket across them.
+    assert!(
+        (0..1000)
+            .filter(|&r| d.bucket(0, r) == d.bucket(1, r))
+            .count()
+            < 5
+    );
+}
+
+#[test]
 fn every_spec_field_changes_the_fingerprint() {
     let base = DatasetSpec::default();
     let fp = |s: DatasetSpec| Dataset::synthetic(s).unwrap().fingerprint();
