@@ -237,15 +237,15 @@ pub enum Benchmark {
     Single,
     /// Cross-namespace search, one user.
     Cross,
+    /// A data set file's test queries over the whole table, with recall against the file's
+    /// ground truth as well as exact search (skipped for data without ground truth).
+    Dataset,
     /// Single-namespace search under a metadata filter (--filter-selectivity), one user.
     Filtered,
     /// Single-namespace search, many clients at once.
     Concurrent,
     /// Bulk inserts, one user.
     Bulk,
-    /// A data set file's test queries over the whole table, with recall against the file's
-    /// ground truth as well as exact search (skipped for data without ground truth).
-    Dataset,
 }
 
 /// `calibrate`: what to compare and for how long.

@@ -431,11 +431,7 @@ async fn measure(
         None => None,
     };
     outcome?;
-    let k = match spec.op {
-        Op::SingleShardSearch | Op::FilteredSearch => Some(workload.k),
-        Op::CrossShardSearch => Some(workload.cross_k),
-        _ => None,
-    };
+    let k = search_k(spec.op, &workload);
     let searched = std::mem::take(&mut *shared.searched.lock().unwrap_or_else(|p| p.into_inner()));
     let (recalls, truth_recalls) = match k {
         Some(k) => {
@@ -464,6 +460,15 @@ async fn measure(
         .then(|| truth_recalls.iter().sum::<f64>() / truth_recalls.len() as f64);
     result.filter_selectivity = spec.filter_selectivity;
     Ok(result)
+}
+
+/// The k of a search operation (recall is judged at it); None for the others.
+fn search_k(op: Op, workload: &Workload) -> Option<u32> {
+    match op {
+        Op::SingleShardSearch | Op::FilteredSearch => Some(workload.k),
+        Op::CrossShardSearch => Some(workload.cross_k),
+        _ => None,
+    }
 }
 
 /// The workload of one benchmark: the bulk batch size, for the data set benchmark every

@@ -190,7 +190,7 @@ async fn code_2_usage_configuration_or_environment() {
         ),
         (
             &["bench", "--only", "everything"],
-            "single, cross, concurrent, bulk",
+            "single, cross, dataset, filtered, concurrent, bulk",
         ),
         (&["calibrate", "--op", "cross"], "single, retrieve"),
         (&["--users", "0", "setup"], "--users must be at least 1"),
