@@ -279,6 +279,7 @@ async fn run_load(
         workload: &config.workload,
         pacing: &config.pacing,
         goose: &config.goose,
+        status: Some(config.reports.status_interval),
     };
     let result = load::run(job, endpoints, dataset.clone(), sidecar.client(), shutdown).await?;
     let (table, session) = (&config.data.table, &config.connections.session);

@@ -53,6 +53,17 @@ pub struct Cli {
         help_heading = "Reports"
     )]
     pub max_failure_share: f64,
+    /// How often the load test prints its status line when the output is not a terminal (on a
+    /// terminal it is redrawn every second).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = humantime::parse_duration,
+        help_heading = "Reports"
+    )]
+    pub status_interval: std::time::Duration,
     /// Exit code of a run with more than --max-failure-share failed operations (Locust's
     /// option; 0 turns the gate off)
     #[arg(

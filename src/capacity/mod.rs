@@ -227,6 +227,8 @@ impl Bench<'_> {
             workload: self.job.workload,
             pacing: &pacing,
             goose: &goose,
+            // Each step prints its own line.
+            status: None,
         };
         let metrics = Some(self.metrics.clone());
         let dataset = self.dataset.clone();

@@ -57,6 +57,17 @@ pub(super) fn goose_settings(
     }
     // The telnet controller binds a fixed port: two runs on one machine would collide.
     goose.no_telnet = true;
+    // A quiet terminal: Goose's INFO lines (every user's launch and exit) go to its log in the
+    // report directory, and our status line and summary replace its tables; `-v` brings both
+    // back.
+    if goose.verbose == 0 {
+        goose.quiet = goose.quiet.max(1);
+        goose.no_print_metrics = true;
+        if goose.goose_log.is_none() {
+            goose.goose_log = Some(path_str(&cli.report_dir.join("goose.log")));
+            goose.log_level = goose.log_level.max(1);
+        }
+    }
     goose.host = Some(match database {
         Some(t) => format!("pg://{}", t.display()),
         None => "pg://127.0.0.1/embedded".into(),

@@ -130,6 +130,8 @@ pub struct Reports {
     pub profile: Option<crate::profile::Profile>,
     /// When failed operations fail the run.
     pub failure_gate: crate::report::gate::FailureGate,
+    /// How often the load test's status line is printed to a log.
+    pub status_interval: std::time::Duration,
 }
 
 impl Config {
@@ -269,6 +271,7 @@ impl Config {
                 dir: cli.report_dir,
                 profile,
                 failure_gate,
+                status_interval: cli.status_interval,
             },
             metrics,
         })

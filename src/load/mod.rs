@@ -2,6 +2,7 @@
 
 pub mod scenarios;
 pub mod staged;
+pub mod status;
 pub mod watch;
 
 use std::sync::atomic::AtomicU64;
@@ -127,6 +128,8 @@ pub struct Job<'a> {
     pub pacing: &'a Pacing,
     /// Goose's configuration.
     pub goose: &'a GooseConfiguration,
+    /// The status line's interval in a log (None: no status line).
+    pub status: Option<Duration>,
 }
 
 /// Runs the Goose load test against `endpoints`.
@@ -148,7 +151,11 @@ pub async fn run(
     let goose_err = LoadError::Goose;
     let (attack, staged) = attack(goose, &shared, pacing).map_err(goose_err)?;
 
-    let beside = Beside::start(&shared, endpoints, connections.pool_size);
+    let status = job.status.map(|every| {
+        let run_time = goose.run_time.as_deref().and_then(run_time);
+        status::Status::new(hub.clone(), shared.schedule.clone(), run_time, every)
+    });
+    let beside = Beside::start(&shared, endpoints, connections.pool_size, status);
     if let Some(schedule) = &shared.schedule {
         // A signal ends the schedule too: users waiting for an arrival return.
         let (schedule, signal) = (schedule.clone(), shutdown.token());
@@ -306,6 +313,13 @@ fn goose_outcome(
     }
 }
 
+/// Goose's `--run-time` (`10m`, `1h30m`, `90s` or plain seconds).
+fn run_time(text: &str) -> Option<Duration> {
+    humantime::parse_duration(text)
+        .ok()
+        .or_else(|| text.parse::<u64>().ok().map(Duration::from_secs))
+}
+
 /// What runs beside the users: the once-a-second history sampler and the server watch.
 struct Beside {
     stop: CancellationToken,
@@ -314,10 +328,21 @@ struct Beside {
 }
 
 impl Beside {
-    fn start(shared: &Shared, endpoints: &Endpoints, pool_size: u32) -> Beside {
+    fn start(
+        shared: &Shared,
+        endpoints: &Endpoints,
+        pool_size: u32,
+        mut status: Option<status::Status>,
+    ) -> Beside {
         let stop = CancellationToken::new();
         let second = Duration::from_secs(1);
-        let sampler = stats::sample_history(shared.hub.clone(), second, stop.clone());
+        let sampler = stats::sample_history(shared.hub.clone(), second, stop.clone(), move |s| {
+            match (s, &mut status) {
+                (Some(sample), Some(status)) => status.update(sample),
+                (None, Some(status)) => status.finish(),
+                _ => {}
+            }
+        });
         let mut pools = vec![shared.writer.clone()];
         pools.extend(shared.readers.iter().cloned());
         let primary = endpoints.primary.clone();

@@ -216,11 +216,13 @@ fn counts(stats: &OpStats) -> Counts {
     }
 }
 
-/// Samples the hub every `every` until `stop` fires; returns the samples.
+/// Samples the hub every `every` until `stop` fires, handing each sample to `on_sample` (then
+/// `None` at the end); returns the samples.
 pub async fn sample_history(
     hub: Arc<StatsHub>,
     every: Duration,
     stop: tokio_util::sync::CancellationToken,
+    mut on_sample: impl FnMut(Option<&HistorySample>) + Send,
 ) -> Vec<HistorySample> {
     let mut samples = Vec::new();
     let mut sampler = HistorySampler::new(hub);
@@ -232,7 +234,9 @@ pub async fn sample_history(
             _ = stop.cancelled() => true,
         };
         samples.push(sampler.sample());
+        on_sample(samples.last());
         if done {
+            on_sample(None);
             return samples;
         }
     }
