@@ -42,11 +42,13 @@ pub enum Mode {
     Capacity(CapacitySettings),
 }
 
+mod compare;
 mod goose_settings;
 mod modes;
 mod pacing;
 
 pub use crate::db::Embedded;
+pub use compare::{compare_settings, CompareSettings, Markdown};
 use goose_settings::goose_settings;
 use modes::{bench_settings, capacity_settings, metrics_settings};
 pub use modes::{
@@ -204,6 +206,10 @@ impl Config {
             Some(Command::Calibrate(a)) => Mode::Calibrate(calibrate_settings(&a).map_err(bad)?),
             Some(Command::Capacity(a)) => {
                 Mode::Capacity(capacity_settings(&a, &cli.pacing, explicit.users)?)
+            }
+            // `compare` runs nothing: lib::run takes it to `compare_settings` first.
+            Some(Command::Compare(_)) => {
+                return Err(bad("`compare` reads two summaries and runs nothing"))
             }
         };
         let metrics = metrics_settings(&cli.metrics, &mode)?;
