@@ -64,7 +64,7 @@ pub enum Exit {
     /// server, no pgvector, table of another shape): nothing was run.
     Usage,
     /// The run completed, reports are written, and a `--threshold` or profile objective was
-    /// breached.
+    /// breached; or `compare` found the new run worse than its baseline beyond a limit.
     SloBreached,
     /// The run completed, reports are written, and more than `--max-failure-share` of its
     /// operations failed: `--exit-code-on-error` (1 by default).

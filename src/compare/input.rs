@@ -203,8 +203,8 @@ pub(super) fn share(failed: u64, count: u64) -> Option<f64> {
     (count > 0).then(|| failed as f64 / count as f64)
 }
 
-/// The benchmark suite: one row per result, keyed by the benchmark and the settings a sweep
-/// varies (ef_search or probes, iterative scan, filter selectivity).
+/// The benchmark suite: one row per result, keyed by the benchmark and, for searches, the
+/// settings a sweep varies (ef_search or probes, iterative scan, filter selectivity).
 fn bench(r: &BenchReport) -> Run {
     let mut run = run_of(Kind::Bench);
     let s = &r.settings;
@@ -237,7 +237,11 @@ fn bench(r: &BenchReport) -> Run {
         .results
         .iter()
         .map(|b| {
-            let mut key = format!("{} {} scan={}", b.operation, b.breadth(), b.iterative_scan);
+            // A search's index settings; bulk inserts have none.
+            let mut key = match b.k {
+                Some(_) => format!("{} {} scan={}", b.operation, b.breadth(), b.iterative_scan),
+                None => b.operation.clone(),
+            };
             if let Some(sel) = b.filter_selectivity {
                 key.push_str(&format!(" filter={}", percent(sel)));
             }

@@ -1,7 +1,7 @@
 //! The verdicts: each metric of each row BASE and NEW share, judged against its limit; rows
 //! one side lacks; and the settings that make two runs incomparable.
 
-use super::input::{Row, Run};
+use super::input::Run;
 use crate::profile::regression::{Limits, Measure};
 
 /// One metric's (or one row's) verdict.
@@ -140,9 +140,10 @@ impl Comparison {
 /// Pairs the rows by key and judges every metric either side has.
 pub fn compare(base: &Run, new: &Run, limits: &Limits) -> Comparison {
     let mut lines = Vec::new();
-    let find = |rows: &[Row], key: &str| rows.iter().rev().find(|r| r.key == key).cloned();
+    // The last of equal keys, as a map built from the rows would keep.
+    let find = |key: &str| new.rows.iter().rev().find(|r| r.key == key);
     for b in base.rows.iter().filter(|r| r.held) {
-        let Some(n) = find(&new.rows, &b.key) else {
+        let Some(n) = find(&b.key) else {
             lines.push(whole_row(&b.key, Verdict::Missing));
             continue;
         };
@@ -272,6 +273,8 @@ mod tests {
         assert_eq!(judge(Throughput, 0.0, 5.0, 0.1), Better);
         assert_eq!(judge(Throughput, 0.0, 0.0, 0.1), Ok);
     }
+
+    use super::super::input::Row;
 
     fn run(rows: Vec<Row>) -> Run {
         let mut run = super::super::input::run_of(super::super::input::Kind::Bench);
