@@ -44,13 +44,7 @@ pub fn compare_settings(cli: &Cli) -> Option<Result<CompareSettings, ConfigError
 }
 
 fn settings(args: &CompareArgs, cli: &Cli) -> Result<CompareSettings, ConfigError> {
-    let profile = match (&cli.profile, &cli.profile_file) {
-        (Some(name), _) => Some(crate::profile::built_in(name)),
-        (None, Some(path)) => Some(crate::profile::from_file(path)),
-        (None, None) => None,
-    }
-    .transpose()
-    .map_err(|e| bad(e.to_string()))?;
+    let profile = super::profile(cli)?;
     let relative = args
         .max_regression
         .as_deref()

@@ -281,6 +281,17 @@ impl Config {
     }
 }
 
+/// The profile `--profile` (built in) or `--profile-file` names, if any.
+fn profile(cli: &Cli) -> Result<Option<crate::profile::Profile>, ConfigError> {
+    match (&cli.profile, &cli.profile_file) {
+        (Some(name), _) => Some(crate::profile::built_in(name)),
+        (None, Some(path)) => Some(crate::profile::from_file(path)),
+        (None, None) => None,
+    }
+    .transpose()
+    .map_err(|e| bad(e.to_string()))
+}
+
 /// The primary and the replicas: `--database-url` (or a postgres:// `--host`, as Locust and
 /// Goose users type it) and `--replica-url`, parsed and checked against each other.
 fn endpoints(
