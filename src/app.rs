@@ -199,6 +199,7 @@ async fn run_on(
                 pacing: &config.pacing,
                 goose: &config.goose,
                 reports: &config.reports,
+                table: &config.data.table,
             };
             let result = run_capacity(config, job, endpoints, shutdown, &sidecar).await;
             sidecar.stop().await;

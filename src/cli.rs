@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use goose::config::GooseConfiguration;
 
+mod compare;
+pub use compare::CompareArgs;
+
 /// Load-test, benchmark and monitor PostgreSQL + pgvector.
 ///
 /// Without a subcommand, runs the weighted Goose load test (single- and cross-namespace kNN
@@ -124,6 +127,10 @@ pub enum Command {
     /// arrival rate up (geometric steps, then bisection near the knee), each a warm-up and a
     /// measured hold; writes capacity.json and capacity.svg.
     Capacity(CapacityArgs),
+    /// Compare two runs' summaries (load_test_summary.json, benchmark_results.json or
+    /// capacity.json): a table of p50/p95/p99, throughput, failure rate and recall per
+    /// operation, and exit 3 when NEW is worse than BASE beyond the limits (a CI gate).
+    Compare(CompareArgs),
 }
 
 /// What a capacity search raises at each step.

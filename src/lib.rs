@@ -27,6 +27,8 @@
 //!   (deletes only the rows load tests inserted), [`calibrate`] (the same SQL through pgbench
 //!   and through our Goose users, compared: is the load generator the bottleneck?),
 //!   [`capacity`] (load tests at rising load until an objective fails: the knee).
+//! - [`compare`]: two runs' summaries judged against each other: the regression gate for CI
+//!   (reads files only; no server).
 //! - [`app`]: one run from configuration to exit code.
 //!
 //! # Exit codes
@@ -39,6 +41,7 @@ pub mod calibrate;
 pub mod capacity;
 pub mod cleanup;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod db;
 pub mod engine;
@@ -61,7 +64,7 @@ pub enum Exit {
     /// server, no pgvector, table of another shape): nothing was run.
     Usage,
     /// The run completed, reports are written, and a `--threshold` or profile objective was
-    /// breached.
+    /// breached; or `compare` found the new run worse than its baseline beyond a limit.
     SloBreached,
     /// The run completed, reports are written, and more than `--max-failure-share` of its
     /// operations failed: `--exit-code-on-error` (1 by default).
@@ -112,6 +115,17 @@ pub fn run(cli: cli::Cli) -> Exit {
     if cli.goose.version {
         println!("pgvector-loadtest {}", env!("CARGO_PKG_VERSION"));
         return Exit::Success;
+    }
+    // `compare` reads two files: no runtime, no server, no report directory.
+    if let Some(settings) = config::compare_settings(&cli) {
+        let result = match settings {
+            Ok(s) => compare::run(&s).map_err(|e| (e.to_string(), e.exit())),
+            Err(e) => Err((e.to_string(), Exit::Usage)),
+        };
+        return result.unwrap_or_else(|(message, exit)| {
+            eprintln!("error: {message}");
+            exit
+        });
     }
     let config = match config::Config::from_cli(cli) {
         Ok(c) => c,

@@ -2,7 +2,12 @@
 //! and the objectives the run is judged against. The five profiles of the spec's scenario table
 //! are built into the binary; `--profile-file` reads any other.
 //!
+//! An optional `[compare]` table sets the limits `compare` judges a run against its baseline
+//! by ([`regression`]).
+//!
 //! Every problem in a file is reported as one line naming the file, the field and what is wrong.
+
+pub mod regression;
 
 use std::path::Path;
 
@@ -179,6 +184,8 @@ pub struct Profile {
     pub think_time: Option<String>,
     /// Objectives.
     pub objectives: Vec<Objective>,
+    /// `[compare]`: the limits of `compare` (empty when the table is absent).
+    pub compare: regression::LimitSettings,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +201,67 @@ struct RawProfile {
     think_time: Option<String>,
     #[serde(default)]
     objective: Vec<RawObjective>,
+    compare: Option<RawCompare>,
+}
+
+/// `[compare]`: `max_regression` and per-metric limits, each `"10%"` or `0.1`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompare {
+    max_regression: Option<RawLimit>,
+    p50: Option<RawLimit>,
+    p95: Option<RawLimit>,
+    p99: Option<RawLimit>,
+    throughput: Option<RawLimit>,
+    failure_rate: Option<RawLimit>,
+    recall: Option<RawLimit>,
+}
+
+/// A limit as TOML gives it: a number (`0.1`) or a string (`"10%"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLimit {
+    Number(f64),
+    Text(String),
+}
+
+impl RawLimit {
+    fn parse(&self) -> Result<f64, String> {
+        match self {
+            RawLimit::Number(n) => regression::parse_share(&n.to_string()),
+            RawLimit::Text(t) => regression::parse_share(t),
+        }
+    }
+}
+
+/// The `[compare]` table, checked.
+fn compare_limits(raw: Option<RawCompare>) -> Result<regression::LimitSettings, String> {
+    use regression::Measure;
+    let Some(raw) = raw else {
+        return Ok(Default::default());
+    };
+    let at = |field: &str, e: String| format!("[compare] field `{field}`: {e}");
+    let relative = raw
+        .max_regression
+        .map(|l| l.parse().map_err(|e| at("max_regression", e)))
+        .transpose()?;
+    let mut per_metric = Vec::new();
+    for (measure, limit) in [
+        (Measure::P50, raw.p50),
+        (Measure::P95, raw.p95),
+        (Measure::P99, raw.p99),
+        (Measure::Throughput, raw.throughput),
+        (Measure::FailureRate, raw.failure_rate),
+        (Measure::Recall, raw.recall),
+    ] {
+        if let Some(limit) = limit {
+            per_metric.push((measure, limit.parse().map_err(|e| at(measure.key(), e))?));
+        }
+    }
+    Ok(regression::LimitSettings {
+        relative,
+        per_metric,
+    })
 }
 
 #[derive(Deserialize)]
@@ -270,6 +338,7 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
         }
     }
     check_pacing(&raw).map_err(err)?;
+    let compare = compare_limits(raw.compare).map_err(err)?;
     let mut objectives = Vec::new();
     for (i, o) in raw.objective.into_iter().enumerate() {
         let at =
@@ -336,6 +405,7 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
         arrival_stages: raw.arrival_stages,
         think_time: raw.think_time,
         objectives,
+        compare,
     })
 }
 
@@ -436,5 +506,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("baseline"));
+    }
+
+    #[test]
+    fn a_compare_table_sets_the_limits_of_compare() {
+        use regression::Measure;
+        let p = parse(
+            "p.toml",
+            "[compare]\nmax_regression = \"10%\"\np95 = 0.05\nrecall = \"1%\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.compare.relative, Some(0.1));
+        assert_eq!(
+            p.compare.per_metric,
+            [(Measure::P95, 0.05), (Measure::Recall, 0.01)]
+        );
+        assert_eq!(built_in("normal").unwrap().compare, Default::default());
+        let e = parse("p.toml", "[compare]\np95 = \"5\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("profile p.toml: [compare] field `p95`"),
+            "{e}"
+        );
+        let e = parse("p.toml", "[compare]\np42 = \"5%\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p42"), "{e}");
     }
 }

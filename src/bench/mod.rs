@@ -165,6 +165,7 @@ pub async fn run(
             ef_construction: job.table.ef_construction,
             ef_search: settings.ef_search.clone(),
             vector_type: job.table.vector_type.sql().into(),
+            distance: job.table.distance.name().into(),
             index: job.table.index.name().into(),
             lists: (job.table.index == IndexKind::Ivfflat).then_some(job.table.lists),
             probes: match job.table.index {

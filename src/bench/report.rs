@@ -49,6 +49,9 @@ pub struct Settings {
     /// The embedding column's type (`vector`, `halfvec`).
     #[serde(default)]
     pub vector_type: String,
+    /// The distance searched by (`cosine`, `l2`, `ip`); empty in reports of earlier versions.
+    #[serde(default)]
+    pub distance: String,
     /// The index (`hnsw`, `ivfflat`).
     #[serde(default)]
     pub index: String,

@@ -18,6 +18,7 @@ use goose::config::GooseConfiguration;
 
 use crate::cli::Sweep;
 use crate::config::{CapacitySettings, Connections, Reports, Workload};
+use crate::db::schema::TableSpec;
 use crate::db::Endpoints;
 use crate::engine::arrivals::{Open, Pacing, Plan};
 use crate::load::{self, LoadError, LoadResult};
@@ -27,7 +28,7 @@ use crate::shutdown::Shutdown;
 use crate::workload::dataset::Dataset;
 use crate::Exit;
 
-pub use report::{CapacityReport, Step};
+pub use report::{CapacityReport, Step, HEADLINE};
 
 /// A step of the rate sweep holds only if it achieved at least this share of what it
 /// offered: past the knee, arrivals queue until they are dropped.
@@ -79,6 +80,8 @@ pub struct Job<'a> {
     pub goose: &'a GooseConfiguration,
     /// Report directory and the objectives.
     pub reports: &'a Reports,
+    /// The table and its index, recorded in `capacity.json`.
+    pub table: &'a TableSpec,
 }
 
 /// What every step runs against.
@@ -111,7 +114,12 @@ pub async fn run(
         shutdown,
     };
     let s = job.settings;
-    let mut report = CapacityReport::new(s, job.reports);
+    let setup = [
+        job.table.layout.to_string(),
+        bench.dataset.describe(),
+        job.table.describe_index(&job.connections.session),
+    ];
+    let mut report = CapacityReport::new(s, job.reports, setup);
     report.print_header(&mut std::io::stdout());
     let (mut good, mut bad) = (None::<f64>, None::<f64>);
     let mut load = s.start;

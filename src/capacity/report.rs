@@ -18,7 +18,7 @@ use crate::report::verdict::Verdict;
 use crate::workload::ops::Op;
 
 /// The operation the console rows and the plot show (the objectives name it most).
-const HEADLINE: Op = Op::SingleShardSearch;
+pub const HEADLINE: Op = Op::SingleShardSearch;
 
 /// Reads one percentile of a [`Tail`].
 type Percentile = fn(&Tail) -> f64;
@@ -183,11 +183,18 @@ pub struct CapacityReport {
     pub limit_load: Option<f64>,
     /// Stopped by a signal before the search ended.
     pub interrupted: bool,
+    /// Table layout.
+    pub layout: String,
+    /// Dataset description.
+    pub dataset: String,
+    /// Index settings (as the load test summary's `index`).
+    pub index: String,
 }
 
 impl CapacityReport {
-    /// A search with no steps yet.
-    pub fn new(s: &CapacitySettings, reports: &Reports) -> CapacityReport {
+    /// A search with no steps yet; `setup` is the layout, dataset and index descriptions.
+    pub fn new(s: &CapacitySettings, reports: &Reports, setup: [String; 3]) -> CapacityReport {
+        let [layout, dataset, index] = setup;
         CapacityReport {
             sweep: s.sweep,
             profile: reports.profile.as_ref().map(|p| p.source.clone()),
@@ -200,6 +207,9 @@ impl CapacityReport {
             limiting_objective: None,
             limit_load: None,
             interrupted: false,
+            layout,
+            dataset,
+            index,
         }
     }
 

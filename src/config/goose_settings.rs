@@ -22,13 +22,7 @@ pub(super) fn goose_settings(
         }
         goose.increase_rate = Some(rate);
     }
-    let profile = match (&cli.profile, &cli.profile_file) {
-        (Some(name), _) => Some(crate::profile::built_in(name)),
-        (None, Some(path)) => Some(crate::profile::from_file(path)),
-        (None, None) => None,
-    }
-    .transpose()
-    .map_err(|e| bad(e.to_string()))?;
+    let profile = super::profile(cli)?;
     if let Some(p) = &profile {
         // Flags given explicitly win over the profile.
         goose.users = goose.users.or(p.users);

@@ -42,11 +42,13 @@ pub enum Mode {
     Capacity(CapacitySettings),
 }
 
+mod compare;
 mod goose_settings;
 mod modes;
 mod pacing;
 
 pub use crate::db::Embedded;
+pub use compare::{compare_settings, CompareSettings, Markdown};
 use goose_settings::goose_settings;
 use modes::{bench_settings, capacity_settings, metrics_settings};
 pub use modes::{
@@ -207,6 +209,10 @@ impl Config {
             Some(Command::Capacity(a)) => {
                 Mode::Capacity(capacity_settings(&a, &cli.pacing, explicit.users)?)
             }
+            // `compare` runs nothing: lib::run takes it to `compare_settings` first.
+            Some(Command::Compare(_)) => {
+                return Err(bad("`compare` reads two summaries and runs nothing"))
+            }
         };
         let metrics = metrics_settings(&cli.metrics, &mode)?;
         Ok(Config {
@@ -276,6 +282,17 @@ impl Config {
             metrics,
         })
     }
+}
+
+/// The profile `--profile` (built in) or `--profile-file` names, if any.
+fn profile(cli: &Cli) -> Result<Option<crate::profile::Profile>, ConfigError> {
+    match (&cli.profile, &cli.profile_file) {
+        (Some(name), _) => Some(crate::profile::built_in(name)),
+        (None, Some(path)) => Some(crate::profile::from_file(path)),
+        (None, None) => None,
+    }
+    .transpose()
+    .map_err(|e| bad(e.to_string()))
 }
 
 /// The primary and the replicas: `--database-url` (or a postgres:// `--host`, as Locust and

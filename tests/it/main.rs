@@ -11,6 +11,7 @@ mod capacity;
 mod child;
 mod cleanup;
 mod cli;
+mod compare;
 mod console;
 mod dashboard;
 mod datasets;
