@@ -53,8 +53,8 @@ pub(super) fn goose_settings(
     goose.no_telnet = true;
     // A quiet terminal: Goose's INFO lines (every user's launch and exit) go to its log in the
     // report directory, and our status line and summary replace its tables; `-v` brings both
-    // back.
-    if goose.verbose == 0 {
+    // back, and so does `--dashboard`, whose address is one of those lines.
+    if goose.verbose == 0 && !goose.dashboard {
         goose.quiet = goose.quiet.max(1);
         goose.no_print_metrics = true;
         if goose.goose_log.is_none() {
