@@ -17,6 +17,20 @@ const SPECTRUM_STEPS: usize = 20;
 /// Index of p50, p95 and p99 in a history row's percentiles (`QUANTILES`).
 const HISTORY_PERCENTILES: [(&str, usize); 3] = [("p50", 0), ("p95", 5), ("p99", 7)];
 
+/// Line colours (Tableau 10), distinguishable on white; repeats after ten series.
+const PALETTE: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+
 /// One named line of a chart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -36,6 +50,8 @@ pub struct Chart<'a> {
     pub y_desc: &'a str,
     /// X tick labels from x values.
     pub x_label: fn(&f64) -> String,
+    /// How many x ticks at most.
+    pub x_ticks: usize,
 }
 
 /// Seconds since the start of the run at each sample (the end of its interval).
@@ -201,9 +217,11 @@ fn draw(svg: &mut String, chart: &Chart, series: &[Series]) {
         .x_desc(chart.x_desc)
         .y_desc(chart.y_desc)
         .x_label_formatter(&chart.x_label)
+        .x_labels(chart.x_ticks)
         .draw();
     for (i, s) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let (r, g, b) = PALETTE[i % PALETTE.len()];
+        let color = RGBColor(r, g, b).to_rgba();
         if let Ok(drawn) =
             plot.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
         {
@@ -269,6 +287,7 @@ mod tests {
             x_desc: "s",
             y_desc: "ops/s",
             x_label: seconds_label,
+            x_ticks: 10,
         };
         let svg = line_chart(&chart, &series);
         assert!(svg.starts_with("<svg data-points=\"3\" "), "{svg}");

@@ -13,16 +13,16 @@ use crate::report::verdict::{Status, Verdict};
 
 /// The page's style sheet.
 const STYLE: &str = "
-body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1000px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; }
 th { background: #f4f4f4; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .PASS { color: #176f2c; font-weight: bold; } .WARN { color: #9a6700; font-weight: bold; }
 .FAIL { color: #b31d28; font-weight: bold; } .NA { color: #666; }
 figure { margin: 1em 0; } svg { max-width: 100%; height: auto; }
-p.note { color: #555; font-size: 0.85em; }
+p.note { color: #555; font-size: 0.85em; } div.wide { overflow-x: auto; }
 ";
 
 /// HTML-escapes `text` for element content and attribute values.
@@ -293,7 +293,7 @@ fn operations(s: &Summary) -> String {
     let mut out = String::from(
         "<h2>Operations</h2>\n<p class=\"note\">Response time (pool wait + query) in ms; \
          service is the query alone, wait the pool wait; rows are the mean per successful \
-         attempt; short is the share of searches with fewer than k rows.</p>\n<table>\n<tr><th>operation</th>",
+         attempt; short is the share of searches with fewer than k rows.</p>\n<div class=\"wide\"><table>\n<tr><th>operation</th>",
     );
     for (header, _, _) in COLUMNS {
         let _ = write!(out, "<th>{header}</th>");
@@ -312,7 +312,7 @@ fn operations(s: &Summary) -> String {
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</table>\n");
+    out.push_str("</table></div>\n");
     out
 }
 
@@ -331,6 +331,7 @@ fn history_charts(history: &[HistorySample]) -> String {
         x_desc: "seconds since start",
         y_desc,
         x_label: charts::seconds_label,
+        x_ticks: 10,
     };
     let (failures, users) = charts::failures_and_users(history);
     [
@@ -359,6 +360,8 @@ fn spectrum(snapshot: &Snapshot) -> String {
         x_desc: "percentile",
         y_desc: "ms",
         x_label: charts::percentile_label,
+        // One per nine: p0, p90, p99, p99.9, p99.99.
+        x_ticks: 5,
     };
     format!(
         "<h2>Latency percentile spectrum</h2>\n<p class=\"note\">From the whole run's \
