@@ -194,7 +194,7 @@ pub fn line_chart(chart: &Chart, series: &[Series]) -> String {
     let mut svg = String::new();
     draw(&mut svg, chart, series);
     let points = series.iter().map(|s| s.points.len()).sum();
-    finish(svg, chart.title, points)
+    annotate(svg, chart.title, points)
 }
 
 /// Draws the chart into `svg`; plotters' errors leave it partly drawn.
@@ -241,7 +241,7 @@ fn draw(svg: &mut String, chart: &Chart, series: &[Series]) {
 }
 
 /// Adds `data-points` to the `<svg>` element and a `<title>` as its first child.
-fn finish(svg: String, title: &str, points: usize) -> String {
+pub fn annotate(svg: String, title: &str, points: usize) -> String {
     let Some(open_end) = svg.find('>') else {
         return svg;
     };

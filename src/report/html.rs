@@ -11,8 +11,8 @@ use crate::report::charts::{self, Chart, Series};
 use crate::report::summary::{OpSummary, Summary};
 use crate::report::verdict::{Status, Verdict};
 
-/// The page's style sheet.
-const STYLE: &str = "
+/// The page's style sheet (`bench_report.html`'s too).
+pub const STYLE: &str = "
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; }
@@ -53,26 +53,32 @@ pub fn write(
 
 /// The whole page.
 pub fn page(summary: &Summary, history: &[HistorySample], snapshot: &Snapshot) -> String {
-    let title = format!("pgvector-loadtest: {}", summary.target);
-    [
-        format!(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-             <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
-            escape(&title),
-            escape(&title)
-        ),
+    let body = [
         settings(summary),
         verdicts(summary),
         operations(summary),
         history_charts(history),
         spectrum(snapshot),
-        "</body>\n</html>\n".to_string(),
-    ]
-    .concat()
+    ];
+    document(
+        &format!("pgvector-loadtest: {}", summary.target),
+        &body.concat(),
+    )
+}
+
+/// A page titled `title` (also its heading) around `body`, with the inline style sheet.
+pub fn document(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n{body}\
+         </body>\n</html>\n",
+        escape(title),
+        escape(title)
+    )
 }
 
 /// A two-column table of (label, JSON key, value) rows.
-fn key_values(rows: &[(&str, &str, String)]) -> String {
+pub fn key_values(rows: &[(&str, &str, String)]) -> String {
     let mut out = String::from("<table>\n");
     for (label, key, value) in rows {
         let _ = writeln!(

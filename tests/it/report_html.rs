@@ -1,8 +1,9 @@
 //! `report.html` after a real load test (10 users, 8 s): a page that references nothing outside
 //! itself, opened from disk by headless Chromium with networking cut off (every host resolves
 //! to nothing, every proxy connection is refused); in the DOM Chromium builds, every chart drew
-//! points and the per-operation cells agree with `load_test_summary.json`. A copy is left in
-//! `CARGO_TARGET_TMPDIR/report.html` to look at.
+//! points and the per-operation cells agree with `load_test_summary.json`. Likewise
+//! `bench_report.html` after a quick ef_search sweep, against `benchmark_results.json`. Copies
+//! are left in `CARGO_TARGET_TMPDIR` to look at.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -12,10 +13,11 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use pgvector_loadtest::bench::report::BenchReport;
 use pgvector_loadtest::report::summary::Summary;
 
 use crate::dashboard::{CHROMIUM, HEADLESS};
-use crate::util::{load_args, run_bin, temp_dir, Pg};
+use crate::util::{load_args, run_bin, temp_dir, Pg, SMALL_DATA};
 
 /// How long Chromium may take to load and serialise the page.
 const DUMP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -83,6 +85,63 @@ async fn report_html_is_self_contained_and_agrees_with_the_summary() {
     );
     assert_eq!(cell(&dom, "target"), summary.target);
     assert_eq!(cell(&dom, "max_users"), "10");
+}
+
+#[tokio::test]
+async fn bench_report_html_is_self_contained_and_agrees_with_the_results() {
+    assert!(Path::new(CHROMIUM).is_file(), "{CHROMIUM} is missing");
+    let pg = Pg::start().await;
+    let dir = temp_dir();
+    let reports = dir.path().join("reports");
+    let (url, out) = (pg.url(), reports.to_str().expect("utf-8 path").to_string());
+    let mut args = vec![
+        "bench",
+        "--quick",
+        "--only",
+        "single",
+        "--ef-search",
+        "10,40",
+    ];
+    args.extend(["--database-url", &url, "--report-dir", &out]);
+    args.extend(SMALL_DATA);
+    run_bin(&args, &[]).await.expect_code(0);
+    pg.stop().await;
+
+    let report: BenchReport = serde_json::from_slice(
+        &std::fs::read(reports.join("benchmark_results.json")).expect("results written"),
+    )
+    .expect("results parse");
+    let path = reports.join("bench_report.html");
+    let html = std::fs::read_to_string(&path).expect("bench_report.html written");
+    let copy = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench_report.html");
+    std::fs::write(&copy, &html).expect("copy the report");
+    assert_self_contained(&html);
+
+    let dom = dump_dom(&path, &dir.path().join("chromium-profile"));
+    let points = attribute_values(&dom, "data-points");
+    let searched = report
+        .results
+        .iter()
+        .filter(|r| r.recall_mean.is_some() && r.clients == 1)
+        .count();
+    assert!(searched >= 2, "{:?}", report.results);
+    assert_eq!(
+        points,
+        vec![searched.to_string()],
+        "the trade-off plot's points"
+    );
+    assert_eq!(report.results.len(), 2, "{:?}", report.results);
+    for (i, r) in report.results.iter().enumerate() {
+        let key = |field: &str| format!("results.{i}.{field}");
+        assert_eq!(cell(&dom, &key("iterations")), r.iterations.to_string());
+        assert_eq!(cell(&dom, &key("p95_ms")), format!("{:.3}", r.p95_ms));
+        let recall = r.recall_mean.expect("searches measure recall");
+        assert_eq!(cell(&dom, &key("recall_mean")), format!("{recall:.4}"));
+    }
+    assert_eq!(
+        cell(&dom, "settings.pgvector_version"),
+        report.settings.pgvector_version
+    );
 }
 
 /// No script, style sheet, font or image from anywhere else; no script at all.
