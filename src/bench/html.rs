@@ -140,6 +140,9 @@ fn opt(value: Option<f64>, decimals: usize) -> String {
     value.map_or("-".into(), |v| format!("{v:.decimals$}"))
 }
 
+/// Operation, clients, breadth and iterative scan: left-aligned.
+const TEXT_COLUMNS: usize = 4;
+
 const COLUMNS: [Column; 17] = [
     ("operation", "operation", |r| r.series()),
     ("clients", "clients", |r| r.clients.to_string()),
@@ -178,10 +181,12 @@ fn results(results: &[BenchResult]) -> String {
     out.push_str("</tr>\n");
     for (i, r) in results.iter().enumerate() {
         out.push_str("<tr>");
-        for (_, field, cell) in COLUMNS {
+        for (column, (_, field, cell)) in COLUMNS.into_iter().enumerate() {
+            // The first columns are text, the rest numbers.
+            let class = if column < TEXT_COLUMNS { "" } else { "n" };
             let _ = write!(
                 out,
-                "<td class=\"n\" data-key=\"results.{i}.{field}\">{}</td>",
+                "<td class=\"{class}\" data-key=\"results.{i}.{field}\">{}</td>",
                 escape(&cell(r))
             );
         }
