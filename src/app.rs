@@ -18,7 +18,7 @@ use crate::metrics::{Listener, MetricsError, Sidecar};
 use crate::report::gate::GateVerdict;
 use crate::report::summary::{RunInfo, Summary};
 use crate::report::verdict::{self, Verdict};
-use crate::report::{csv_io, locust, write_atomic};
+use crate::report::{csv_io, html, locust, write_atomic};
 use crate::shutdown::Shutdown;
 use crate::workload::dataset::{Dataset, DatasetError};
 use crate::Exit;
@@ -415,7 +415,7 @@ async fn wait_for_replicas(replicas: &[Target], rows: usize) -> Result<(), AppEr
     Ok(())
 }
 
-/// Writes the CSVs and the summary, and prints the summary table; returns the objectives'
+/// Writes the CSVs, the summary and report.html, and prints the summary table; returns the objectives'
 /// verdicts and the failure gate's.
 fn write_reports(
     reports: &Reports,
@@ -447,6 +447,9 @@ fn write_reports(
             verdict::evaluate(&profile.objectives, snapshot, info.elapsed, &result.server);
     }
     crate::report::write_json(&dir.join("load_test_summary.json"), &summary)?;
+    write_atomic(&dir.join("report.html"), |w| {
+        html::write(w, &summary, &result.history, snapshot)
+    })?;
     summary.print(std::io::stdout())?;
     if let Some(profile) = profile {
         verdict::print(&mut std::io::stdout(), &profile.source, &summary.objectives)?;

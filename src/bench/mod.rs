@@ -6,6 +6,7 @@
 //! the search benchmarks over index settings; the filtered search is swept over
 //! `--filter-selectivity` too.
 
+pub mod html;
 pub mod report;
 
 use std::sync::atomic::AtomicU64;
@@ -125,7 +126,8 @@ pub struct Job<'a> {
     pub reports: &'a Reports,
 }
 
-/// Runs the suite, prints the tables and writes `benchmark_results.json` (and the sweep plot).
+/// Runs the suite, prints the tables and writes `benchmark_results.json`, `bench_report.html`
+/// (and the sweep plot).
 pub async fn run(
     job: Job<'_>,
     endpoints: &Endpoints,

@@ -319,9 +319,14 @@ impl BenchReport {
         gate.line(self.failure_share, &by_benchmark)
     }
 
-    /// Writes `benchmark_results.json`, and `recall_vs_latency.svg` when searches ran.
+    /// Writes `benchmark_results.json`, `bench_report.html`, and `recall_vs_latency.svg` when
+    /// searches ran.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         crate::report::write_json(&dir.join("benchmark_results.json"), self)?;
+        let page = super::html::page(self);
+        write_atomic(&dir.join("bench_report.html"), |w| {
+            w.write_all(page.as_bytes())
+        })?;
         if self.results.iter().any(|r| r.recall_mean.is_some()) {
             let svg = super::report::plot_svg(&self.results);
             write_atomic(&dir.join("recall_vs_latency.svg"), |w| {

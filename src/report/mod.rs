@@ -1,7 +1,10 @@
-//! Report files: Locust-compatible CSVs and our JSON summary, each written to a temporary file
-//! and renamed into place, so an interrupted run never leaves a half-written report.
+//! Report files: Locust-compatible CSVs, our JSON summary and its self-contained HTML page,
+//! each written to a temporary file and renamed into place, so an interrupted run never leaves
+//! a half-written report.
 
+pub mod charts;
 pub mod gate;
+pub mod html;
 pub mod locust;
 pub mod summary;
 pub mod verdict;

@@ -26,7 +26,20 @@ use pgvector_loadtest::workload::ops::Op;
 use crate::util::{free_port, temp_dir, Pg, BIN, SMALL_DATA};
 
 /// Debian's Chromium (package `chromium`).
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+/// Headless Chromium's flags, shared with `report_html.rs`.
+pub const HEADLESS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    // Without these Chromium dials out at start, and this network refuses it.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+];
 /// Seeding the small dataset and starting Goose take seconds; this bounds the wait for the
 /// dashboard's port.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -320,25 +333,14 @@ impl Browser {
         let (replies, theirs_out) = std::io::pipe().expect("pipe");
         let (fd_in, fd_out) = (theirs_in.as_raw_fd(), theirs_out.as_raw_fd());
         let mut cmd = Command::new(CHROMIUM);
-        cmd.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            // Without these Chromium dials out at start, and this network refuses it.
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1400,1000",
-            "--remote-debugging-pipe",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("about:blank")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(log).expect("chromium log"))
-        .process_group(0);
+        cmd.args(HEADLESS)
+            .arg("--remote-debugging-pipe")
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(log).expect("chromium log"))
+            .process_group(0);
         // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {

@@ -29,6 +29,7 @@ mod open_model;
 mod ops;
 mod passfile;
 mod profile;
+mod report_html;
 mod schema;
 mod scrape;
 mod secrets;

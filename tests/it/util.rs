@@ -347,13 +347,14 @@ pub fn files(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Every report a load test writes into its report directory.
-pub const REPORTS: [&str; 6] = [
+pub const REPORTS: [&str; 7] = [
     "load_test.html",
     "load_test.json",
     "load_test_stats.csv",
     "load_test_failures.csv",
     "load_test_stats_history.csv",
     "load_test_summary.json",
+    "report.html",
 ];
 
 /// What one run of the binary printed and returned.

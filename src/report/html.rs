@@ -1,0 +1,377 @@
+//! `report.html`: the load test in one self-contained page (inline style and SVG, no script,
+//! nothing fetched), readable offline: run settings, the objectives' verdicts and the failure
+//! gate, the per-operation table of `load_test_summary.json` (each cell's `data-key` names its
+//! JSON field), charts of the once-a-second history and the latency percentile spectrum.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use crate::engine::stats::{HistorySample, Snapshot};
+use crate::report::charts::{self, Chart, Series};
+use crate::report::summary::{OpSummary, Summary};
+use crate::report::verdict::{Status, Verdict};
+
+/// The page's style sheet (`bench_report.html`'s too).
+pub const STYLE: &str = "
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; }
+th { background: #f4f4f4; text-align: left; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.PASS { color: #176f2c; font-weight: bold; } .WARN { color: #9a6700; font-weight: bold; }
+.FAIL { color: #b31d28; font-weight: bold; } .NA { color: #666; }
+figure { margin: 1em 0; } svg { max-width: 100%; height: auto; }
+p.note { color: #555; font-size: 0.85em; } div.wide { overflow-x: auto; }
+";
+
+/// HTML-escapes `text` for element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Writes the page for `summary`, with charts from `history` and the final `snapshot`.
+pub fn write(
+    w: &mut dyn Write,
+    summary: &Summary,
+    history: &[HistorySample],
+    snapshot: &Snapshot,
+) -> std::io::Result<()> {
+    w.write_all(page(summary, history, snapshot).as_bytes())
+}
+
+/// The whole page.
+pub fn page(summary: &Summary, history: &[HistorySample], snapshot: &Snapshot) -> String {
+    let body = [
+        settings(summary),
+        verdicts(summary),
+        operations(summary),
+        history_charts(history),
+        spectrum(snapshot),
+    ];
+    document(
+        &format!("pgvector-loadtest: {}", summary.target),
+        &body.concat(),
+    )
+}
+
+/// A page titled `title` (also its heading) around `body`, with the inline style sheet.
+pub fn document(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n{body}\
+         </body>\n</html>\n",
+        escape(title),
+        escape(title)
+    )
+}
+
+/// A two-column table of (label, JSON key, value) rows.
+pub fn key_values(rows: &[(&str, &str, String)]) -> String {
+    let mut out = String::from("<table>\n");
+    for (label, key, value) in rows {
+        let _ = writeln!(
+            out,
+            "<tr><th>{}</th><td data-key=\"{}\">{}</td></tr>",
+            escape(label),
+            escape(key),
+            escape(value)
+        );
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+/// Run settings: target, data, users, time, and the open model's and server's figures.
+fn settings(s: &Summary) -> String {
+    let mut rows = vec![
+        ("Target", "target", s.target.clone()),
+        ("Started", "started_at", s.started_at.clone()),
+        (
+            "Elapsed (load phase)",
+            "duration_s",
+            format!("{:.1} s", s.duration_s),
+        ),
+        ("Users (most at once)", "max_users", s.max_users.to_string()),
+        ("Layout", "layout", s.layout.clone()),
+        ("Dataset", "dataset", s.dataset.clone()),
+        ("Index", "index", s.index.clone()),
+        ("Tool", "version", format!("{} {}", s.tool, s.version)),
+    ];
+    if s.interrupted {
+        rows.push((
+            "Interrupted",
+            "interrupted",
+            "yes: stopped by a signal".into(),
+        ));
+    }
+    if let Some(profile) = &s.profile {
+        rows.push(("Profile", "profile", profile.clone()));
+    }
+    if let Some(o) = &s.schedule {
+        let spacing = format!("{:?}", o.spacing).to_lowercase();
+        rows.extend([
+            ("Open model: arrivals", "schedule.spacing", spacing),
+            (
+                "Offered",
+                "schedule.offered_per_s",
+                format!("{:.1}/s", o.offered_per_s),
+            ),
+            (
+                "Achieved",
+                "schedule.achieved_per_s",
+                format!("{:.1}/s", o.achieved_per_s),
+            ),
+            (
+                "Arrivals",
+                "schedule.offered",
+                format!(
+                    "{}: {} on time, {} late, {} dropped",
+                    o.offered, o.on_time, o.late, o.dropped
+                ),
+            ),
+            (
+                "Max lag",
+                "schedule.max_lag_s",
+                format!("{:.3} s", o.max_lag_s),
+            ),
+        ]);
+    }
+    rows.extend(server_rows(s));
+    format!("<h2>Run settings</h2>\n{}", key_values(&rows))
+}
+
+/// The server-side figures that were measured, and the harness's overhead.
+fn server_rows(s: &Summary) -> Vec<(&'static str, &'static str, String)> {
+    let server = &s.server;
+    let figures = [
+        (
+            "Cache hit ratio",
+            "server.cache_hit_ratio_pct",
+            server.cache_hit_ratio_pct,
+            " %",
+        ),
+        (
+            "Replication lag (max)",
+            "server.replication_lag_s",
+            server.replication_lag_s,
+            " s",
+        ),
+        (
+            "Pool usage (peak)",
+            "server.pool_usage_pct",
+            server.pool_usage_pct,
+            " %",
+        ),
+        (
+            "Recall@k (mean, sampled under load)",
+            "server.recall_mean",
+            server.recall_mean,
+            "",
+        ),
+    ];
+    let mut rows: Vec<(&str, &str, String)> = figures
+        .into_iter()
+        .filter_map(|(label, key, v, unit)| v.map(|v| (label, key, format!("{v:.3}{unit}"))))
+        .collect();
+    if let Some(o) = &s.overhead {
+        rows.push(("Harness overhead", "overhead", o.line()));
+    }
+    rows
+}
+
+/// The objectives' verdicts (when a profile judged the run) and the failure gate.
+fn verdicts(s: &Summary) -> String {
+    let mut out = String::from("<h2>Verdicts</h2>\n");
+    match &s.profile {
+        Some(profile) if !s.objectives.is_empty() => {
+            let _ = writeln!(out, "<p>Objectives of {}:</p>", escape(profile));
+            out.push_str(&objectives_table(&s.objectives));
+        }
+        _ => out.push_str("<p>No profile: no objectives were judged.</p>\n"),
+    }
+    let gate = &s.failure_gate;
+    let (class, outcome) = if gate.exceeded {
+        ("FAIL", "over the gate")
+    } else {
+        ("PASS", "within the gate")
+    };
+    let _ = writeln!(
+        out,
+        "<p>Failure gate: <span data-key=\"failure_share\">{:.2} %</span> of operations failed \
+         (--max-failure-share {:.2} %): <span class=\"{class}\" data-key=\"failure_gate.exceeded\">{outcome}</span>.</p>",
+        s.failure_share * 100.0,
+        gate.threshold * 100.0
+    );
+    out
+}
+
+/// One row per objective.
+fn objectives_table(verdicts: &[Verdict]) -> String {
+    let mut out = String::from(
+        "<table>\n<tr><th>objective</th><th>operations</th><th>measured</th><th>target</th>\
+         <th>critical</th><th>verdict</th></tr>\n",
+    );
+    for v in verdicts {
+        let label = v.status.label();
+        let class = if v.status == Status::NotMeasured {
+            "NA"
+        } else {
+            label
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}{}</td>\
+             <td class=\"n\">{}{}</td><td class=\"{class}\">{label}{}</td></tr>",
+            escape(&v.name),
+            escape(&v.operations),
+            v.measured.map_or("-".into(), |m| format!("{m:.3}")),
+            escape(&v.direction),
+            v.target,
+            escape(&v.direction),
+            v.critical,
+            if v.gate { "" } else { " (not gating)" }
+        );
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+/// The per-operation table's columns: header, JSON field under the operation, and the cell
+/// text (as the console table prints it: milliseconds with three decimals).
+type Column = (&'static str, &'static str, fn(&OpSummary) -> String);
+
+/// Microseconds as milliseconds with three decimals.
+fn ms(us: u64) -> String {
+    format!("{:.3}", us as f64 / 1000.0)
+}
+
+const COLUMNS: [Column; 15] = [
+    ("count", "count", |o| o.count.to_string()),
+    ("failed", "failed", |o| o.failed.to_string()),
+    ("failures by class", "failures", |o| failure_classes(o)),
+    ("ops/s", "throughput_per_s", |o| {
+        format!("{:.1}", o.throughput_per_s)
+    }),
+    ("p50", "latency_us.p50", |o| ms(o.latency_us.p50)),
+    ("p95", "latency_us.p95", |o| ms(o.latency_us.p95)),
+    ("p99", "latency_us.p99", |o| ms(o.latency_us.p99)),
+    ("p99.9", "latency_us.p99_9", |o| ms(o.latency_us.p99_9)),
+    ("max", "latency_us.max", |o| ms(o.latency_us.max)),
+    ("service p95", "service_us.p95", |o| ms(o.service_us.p95)),
+    ("wait p95", "pool_wait_us.p95", |o| ms(o.pool_wait_us.p95)),
+    ("rows", "mean_rows", |o| format!("{:.1}", o.mean_rows)),
+    ("short", "short_result_share", |o| {
+        o.short_result_share
+            .map_or("-".into(), |x| format!("{:.0}%", x * 100.0))
+    }),
+    ("empty", "empty_share", |o| {
+        format!("{:.0}%", o.empty_share * 100.0)
+    }),
+    ("namespaces", "mean_distinct_namespaces", |o| {
+        o.mean_distinct_namespaces
+            .map_or("-".into(), |x| format!("{x:.2}"))
+    }),
+];
+
+/// `class=n, ...`, or `-` when nothing failed.
+fn failure_classes(o: &OpSummary) -> String {
+    if o.failures.is_empty() {
+        return "-".into();
+    }
+    let classes: Vec<String> = o.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    classes.join(", ")
+}
+
+/// The per-operation table, then the aggregate (keyed `aggregated.…`).
+fn operations(s: &Summary) -> String {
+    let mut out = String::from(
+        "<h2>Operations</h2>\n<p class=\"note\">Response time (pool wait + query) in ms; \
+         service is the query alone, wait the pool wait; rows are the mean per successful \
+         attempt; short is the share of searches with fewer than k rows.</p>\n<div class=\"wide\"><table>\n<tr><th>operation</th>",
+    );
+    for (header, _, _) in COLUMNS {
+        let _ = write!(out, "<th>{header}</th>");
+    }
+    out.push_str("</tr>\n");
+    let rows = s.operations.iter().map(|o| (o.name.as_str(), o));
+    for (key, o) in rows.chain(std::iter::once(("aggregated", &s.aggregated))) {
+        let _ = write!(out, "<tr><th>{}</th>", escape(&o.name));
+        for (_, field, cell) in COLUMNS {
+            let _ = write!(
+                out,
+                "<td class=\"n\" data-key=\"{}.{field}\">{}</td>",
+                escape(key),
+                escape(&cell(o))
+            );
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table></div>\n");
+    out
+}
+
+/// A chart in a figure.
+fn figure(chart: &Chart, series: &[Series]) -> String {
+    format!(
+        "<figure>\n{}\n</figure>\n",
+        charts::line_chart(chart, series)
+    )
+}
+
+/// Throughput, latency, failures and users over time, from the once-a-second history.
+fn history_charts(history: &[HistorySample]) -> String {
+    let over_time = |title, y_desc| Chart {
+        title,
+        x_desc: "seconds since start",
+        y_desc,
+        x_label: charts::seconds_label,
+        x_ticks: 10,
+    };
+    let (failures, users) = charts::failures_and_users(history);
+    [
+        "<h2>Over time</h2>\n".to_string(),
+        figure(
+            &over_time("Operations per second, per operation", "ops/s"),
+            &charts::throughput_series(history),
+        ),
+        figure(
+            &over_time(
+                "Response time of all operations (p50, p95, p99 per second)",
+                "ms",
+            ),
+            &charts::latency_series(history),
+        ),
+        figure(&over_time("Failures per second", "failures/s"), &[failures]),
+        figure(&over_time("Users", "users"), &[users]),
+    ]
+    .concat()
+}
+
+/// The latency percentile spectrum of each operation, from the final histograms.
+fn spectrum(snapshot: &Snapshot) -> String {
+    let chart = Chart {
+        title: "Response time by percentile (log scale of 1/(1-p))",
+        x_desc: "percentile",
+        y_desc: "ms",
+        x_label: charts::percentile_label,
+        // One per nine: p0, p90, p99, p99.9, p99.99.
+        x_ticks: 5,
+    };
+    format!(
+        "<h2>Latency percentile spectrum</h2>\n<p class=\"note\">From the whole run's \
+         histograms; the x axis is log10(1/(1-p)): each step right is one more nine.</p>\n{}",
+        figure(&chart, &charts::spectrum_series(snapshot))
+    )
+}
