@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use super::report::{plot_svg, BenchReport, BenchResult};
 use crate::report::charts;
-use crate::report::html::{document, escape, key_values};
+use crate::report::html::{document, escape, failure_gate, key_values};
 
 /// The page.
 pub fn page(report: &BenchReport) -> String {
@@ -117,18 +117,12 @@ fn targets(report: &BenchReport) -> String {
     }
     out.push_str("</table>\n");
     let gate = &report.failure_gate;
-    let (class, outcome) = if gate.exceeded {
-        ("FAIL", "over the gate")
-    } else {
-        ("PASS", "within the gate")
-    };
-    let _ = writeln!(
-        out,
-        "<p>Failure gate: <span data-key=\"failure_share\">{:.2} %</span> of measured operations \
-         failed (--max-failure-share {:.2} %): <span class=\"{class}\">{outcome}</span>.</p>",
-        report.failure_share * 100.0,
-        gate.threshold * 100.0
-    );
+    out.push_str(&failure_gate(
+        "measured operations",
+        report.failure_share,
+        gate.threshold,
+        gate.exceeded,
+    ));
     out
 }
 

@@ -7,7 +7,12 @@
 //! `--filter-selectivity` too.
 
 pub mod html;
+mod judge;
+mod plan;
 pub mod report;
+
+use judge::{judge, truth_recalls};
+use plan::{search_k, spec_workload, specs};
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -203,117 +208,6 @@ pub async fn run(
     })
 }
 
-/// The benchmarks to run, in order: the searches at every point of the sweep, then the
-/// concurrent and bulk benchmarks at the session's settings.
-fn specs(settings: &BenchSettings, session: &Session, truth: bool) -> Vec<Spec> {
-    let mut specs = Vec::new();
-    // The sweep: ef_search on an HNSW index, probes on an IVFFlat one.
-    let breadths: Vec<(u32, u32)> = match session.index {
-        IndexKind::Hnsw => settings
-            .ef_search
-            .iter()
-            .map(|&e| (e, session.probes))
-            .collect(),
-        IndexKind::Ivfflat => settings
-            .probes
-            .iter()
-            .map(|&p| (session.ef_search, p))
-            .collect(),
-    };
-    for (ef, probes) in breadths {
-        for mode in &settings.iterative_scan {
-            specs.extend(sweep_point(settings, (ef, probes), mode, truth));
-        }
-    }
-    let first = |name, op, users: usize, n: usize| Spec {
-        name,
-        op,
-        users,
-        iterations_per_user: n,
-        warmup_per_user: settings.warmup.div_ceil(users.max(1)),
-        ef_search: session.ef_search,
-        probes: session.probes,
-        iterative_scan: session.iterative_scan.clone(),
-        whole_table: false,
-        filter_selectivity: None,
-    };
-    if settings.concurrent_clients > 0 {
-        specs.push(first(
-            "concurrent_queries",
-            Op::SingleShardSearch,
-            settings.concurrent_clients,
-            settings.concurrent_queries,
-        ));
-    }
-    // Last: its rows change the table the searches are judged on.
-    if settings.bulk_batches > 0 {
-        specs.push(first(
-            "bulk_insert",
-            Op::BulkInsert,
-            1,
-            settings.bulk_batches,
-        ));
-    }
-
-    specs
-}
-
-/// The search benchmarks at one point of the sweep: single, cross, then the filtered search at
-/// every selectivity (each left out at 0 iterations).
-/// The searches at one point of the sweep: single, cross, the data set's queries when it has
-/// ground truth (`truth`), and the filtered search at every selectivity.
-fn sweep_point(
-    settings: &BenchSettings,
-    (ef, probes): (u32, u32),
-    mode: &str,
-    truth: bool,
-) -> Vec<Spec> {
-    let filtered = settings.filter_selectivity.iter().map(|&s| {
-        (
-            "filtered_search",
-            Op::FilteredSearch,
-            settings.filtered,
-            Some(s),
-        )
-    });
-    [
-        (
-            "single_shard_search",
-            Op::SingleShardSearch,
-            settings.single,
-            None,
-        ),
-        (
-            "cross_shard_search",
-            Op::CrossShardSearch,
-            settings.cross,
-            None,
-        ),
-        (
-            "dataset_search",
-            Op::CrossShardSearch,
-            if truth { settings.dataset } else { 0 },
-            None,
-        ),
-    ]
-    .into_iter()
-    .chain(filtered)
-    .filter(|&(_, _, iterations, _)| iterations > 0)
-    .map(|(name, op, iterations, filter_selectivity)| Spec {
-        name,
-        op,
-        users: 1,
-        iterations_per_user: iterations,
-        warmup_per_user: settings.warmup,
-        ef_search: ef,
-        probes,
-        iterative_scan: mode.to_string(),
-        whole_table: name == "dataset_search",
-        filter_selectivity,
-    })
-    .collect()
-}
-
 async fn versions(primary: &Target) -> Result<(String, String), BenchError> {
     let client = primary
         .connect()
@@ -465,72 +359,6 @@ async fn measure(
     Ok(result)
 }
 
-/// The k of a search operation (recall is judged at it); None for the others.
-fn search_k(op: Op, workload: &Workload) -> Option<u32> {
-    match op {
-        Op::SingleShardSearch | Op::FilteredSearch => Some(workload.k),
-        Op::CrossShardSearch => Some(workload.cross_k),
-        _ => None,
-    }
-}
-
-/// The workload of one benchmark: the bulk batch size, for the data set benchmark every
-/// namespace (the whole table, which the data set's ground truth is about) and k, for the
-/// filtered search its selectivity.
-fn spec_workload(job: Job<'_>, spec: &Spec, dataset: &Dataset) -> Workload {
-    let mut workload = job.workload.clone();
-    workload.bulk_batch = job.settings.bulk_rows;
-    if spec.whole_table {
-        workload.cross_namespaces = dataset.namespace_count();
-        workload.cross_k = workload.k;
-    }
-    if let Some(selectivity) = spec.filter_selectivity {
-        workload.filter_threshold = ops::bucket_threshold(selectivity);
-    }
-    workload
-}
-
-/// Recall against the data set's own ground truth, for the data set benchmark's searches.
-fn truth_recalls(
-    dataset: &Dataset,
-    spec: &Spec,
-    searched: &[(Request, Vec<Hit>)],
-    k: u32,
-) -> Vec<f64> {
-    if !spec.whole_table {
-        return Vec::new();
-    }
-    searched
-        .iter()
-        .filter_map(|(r, hits)| dataset_recall(dataset, r, hits, k as usize))
-        .collect()
-}
-
-/// Recall@k of a search for one of the data set's test queries against the data set's own
-/// ground truth: the share of its k nearest training rows (by id) among the rows returned.
-fn dataset_recall(dataset: &Dataset, request: &Request, hits: &[Hit], k: usize) -> Option<f64> {
-    let Request::Cross { query, .. } = request else {
-        return None;
-    };
-    let truth = dataset.truth_of(query.as_slice())?;
-    let k = k.min(truth.len());
-    if k == 0 {
-        return None;
-    }
-    let wanted: std::collections::HashSet<(usize, usize)> =
-        truth[..k].iter().map(|&id| dataset.location(id)).collect();
-    let found = hits
-        .iter()
-        .take(k)
-        .filter_map(|h| {
-            let ns = h.namespace.strip_prefix("ns_")?.parse().ok()?;
-            let row = h.key.strip_prefix("key_")?.parse().ok()?;
-            wanted.contains(&(ns, row)).then_some(())
-        })
-        .count();
-    Some(found as f64 / k as f64)
-}
-
 /// One Goose attack: `spec.users` users, each running `iterations` transactions, no think time.
 async fn goose_run(b: &Arc<BenchShared>, spec: &Spec, iterations: usize) -> Result<(), BenchError> {
     let mut config = attack::config("pg://benchmark", spec.users);
@@ -555,65 +383,6 @@ async fn bench_transaction(user: &mut GooseUser, b: &BenchShared, op: Op) -> Tra
         }
     }
     Ok(())
-}
-
-/// Recall@k of every kept search, against the exact answer of the same query (with the same
-/// similarity filter) on the same session settings, a few at a time on connections of their
-/// own.
-async fn judge(
-    primary: &Target,
-    session: &Session,
-    searched: Vec<(Request, Vec<Hit>)>,
-    k: u32,
-    workload: &Workload,
-) -> Result<Vec<f64>, BenchError> {
-    use futures::StreamExt;
-    let (min_similarity, vt) = (workload.min_similarity, workload.embedding);
-    let pool = pool::build(
-        &primary.with_application_name(TRUTH_APP),
-        session,
-        vt,
-        4,
-        Duration::from_secs(60),
-    )
-    .await
-    .map_err(|source| BenchError::Connect {
-        what: "ground truth",
-        target: primary.display(),
-        source,
-    })?;
-    let results: Vec<Result<f64, BenchError>> = futures::stream::iter(searched)
-        .map(|(request, hits)| {
-            let pool = pool.clone();
-            async move {
-                let (scope, query) = match &request {
-                    Request::Single { namespace, query } => {
-                        (recall::Query::Single(namespace, min_similarity), query)
-                    }
-                    Request::Cross { namespaces, query } => {
-                        (recall::Query::Cross(namespaces), query)
-                    }
-                    Request::Filtered {
-                        namespace,
-                        query,
-                        threshold,
-                    } => (recall::Query::Filtered(namespace, *threshold), query),
-                    _ => return Ok(1.0),
-                };
-                let (mut conn, _) = pool.checkout().await.map_err(BenchError::Checkout)?;
-                let truth = recall::exact_top_k(&mut conn.client, scope, query, k as i64, vt)
-                    .await
-                    .map_err(|source| BenchError::Query {
-                        what: "ground truth",
-                        source,
-                    })?;
-                Ok(recall::recall(&hits, &truth, k as usize))
-            }
-        })
-        .buffer_unordered(4)
-        .collect()
-        .await;
-    results.into_iter().collect()
 }
 
 /// Samples the server's connections of the measured pool every 20 ms until `stop`; returns the

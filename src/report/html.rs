@@ -202,19 +202,29 @@ fn verdicts(s: &Summary) -> String {
         _ => out.push_str("<p>No profile: no objectives were judged.</p>\n"),
     }
     let gate = &s.failure_gate;
-    let (class, outcome) = if gate.exceeded {
+    out.push_str(&failure_gate(
+        "operations",
+        s.failure_share,
+        gate.threshold,
+        gate.exceeded,
+    ));
+    out
+}
+
+/// The failure gate's line: the share of `what` that failed against `--max-failure-share`.
+pub fn failure_gate(what: &str, share: f64, threshold: f64, exceeded: bool) -> String {
+    let (class, outcome) = if exceeded {
         ("FAIL", "over the gate")
     } else {
         ("PASS", "within the gate")
     };
-    let _ = writeln!(
-        out,
-        "<p>Failure gate: <span data-key=\"failure_share\">{:.2} %</span> of operations failed \
-         (--max-failure-share {:.2} %): <span class=\"{class}\" data-key=\"failure_gate.exceeded\">{outcome}</span>.</p>",
-        s.failure_share * 100.0,
-        gate.threshold * 100.0
-    );
-    out
+    format!(
+        "<p>Failure gate: <span data-key=\"failure_share\">{:.2} %</span> of {what} failed \
+         (--max-failure-share {:.2} %): <span class=\"{class}\" \
+         data-key=\"failure_gate.exceeded\">{outcome}</span>.</p>\n",
+        share * 100.0,
+        threshold * 100.0
+    )
 }
 
 /// One row per objective.
