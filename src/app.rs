@@ -274,6 +274,7 @@ async fn run_load(
     sidecar: &Sidecar,
 ) -> Result<Exit, AppError> {
     let dataset = prepare_for_load(config, endpoints, shutdown, sidecar).await?;
+    let versions = crate::db::versions::of(&endpoints.primary).await;
     let started_at = chrono::Utc::now();
     let job = load::Job {
         connections: &config.connections,
@@ -292,6 +293,7 @@ async fn run_load(
         dataset: dataset.describe(),
         index: table.describe_index(session),
         max_users: result.max_users,
+        versions,
         interrupted: result.interrupted,
     };
     let reports = &config.reports;
@@ -448,7 +450,12 @@ fn write_reports(
     }
     crate::report::write_json(&dir.join("load_test_summary.json"), &summary)?;
     write_atomic(&dir.join("report.html"), |w| {
-        html::write(w, &summary, &result.history, snapshot)
+        let charted = html::Charted {
+            history: &result.history,
+            timeline: &result.timeline,
+            snapshot,
+        };
+        html::write(w, &summary, &charted)
     })?;
     summary.print(std::io::stdout())?;
     if let Some(profile) = profile {

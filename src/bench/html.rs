@@ -4,11 +4,9 @@
 //! and ef_search cells show the series and breadth the console shows), and the recall/latency
 //! trade-off plot inline.
 
-use std::fmt::Write as _;
-
 use super::report::{plot_svg, BenchReport, BenchResult};
 use crate::report::charts;
-use crate::report::html::{document, escape, failure_gate, key_values};
+use crate::report::html::{data_table, document, failure_gate, key_values, targets_table, Column};
 
 /// The page.
 pub fn page(report: &BenchReport) -> String {
@@ -94,40 +92,25 @@ fn settings(report: &BenchReport) -> String {
             "version",
             format!("pgvector-loadtest {}", env!("CARGO_PKG_VERSION")),
         ),
+        ("Goose", "", crate::db::versions::GOOSE.to_string()),
     ];
     format!("<h2>Settings</h2>\n{}", key_values(&rows))
 }
 
 /// The spec's targets and the failure gate.
 fn targets(report: &BenchReport) -> String {
-    let mut out = String::from(
-        "<h2>Targets</h2>\n<table>\n<tr><th>target</th><th>wanted</th><th>measured</th>\
-         <th>verdict</th></tr>\n",
-    );
-    for t in &report.targets {
-        let verdict = if t.pass { "PASS" } else { "FAIL" };
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.2}</td>\
-             <td class=\"{verdict}\">{verdict}</td></tr>",
-            escape(&t.name),
-            escape(&t.target),
-            t.measured
-        );
-    }
-    out.push_str("</table>\n");
     let gate = &report.failure_gate;
-    out.push_str(&failure_gate(
-        "measured operations",
-        report.failure_share,
-        gate.threshold,
-        gate.exceeded,
-    ));
-    out
+    format!(
+        "<h2>Targets</h2>\n{}{}",
+        targets_table(&report.targets),
+        failure_gate(
+            "measured operations",
+            report.failure_share,
+            gate.threshold,
+            gate.exceeded,
+        )
+    )
 }
-
-/// A result column: header, field in `benchmark_results.json`, cell text.
-type Column = (&'static str, &'static str, fn(&BenchResult) -> String);
 
 /// Optional numbers with `decimals` decimals, `-` when absent.
 fn opt(value: Option<f64>, decimals: usize) -> String {
@@ -137,7 +120,7 @@ fn opt(value: Option<f64>, decimals: usize) -> String {
 /// Operation, clients, breadth and iterative scan: left-aligned.
 const TEXT_COLUMNS: usize = 4;
 
-const COLUMNS: [Column; 17] = [
+const COLUMNS: [Column<BenchResult>; 17] = [
     ("operation", "operation", |r| r.series()),
     ("clients", "clients", |r| r.clients.to_string()),
     ("breadth", "ef_search", |r| r.breadth()),
@@ -165,29 +148,15 @@ const COLUMNS: [Column; 17] = [
 
 /// Every result, one row each.
 fn results(results: &[BenchResult]) -> String {
-    let mut out = String::from(
+    let rows = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("results.{i}"), r));
+    format!(
         "<h2>Results</h2>\n<p class=\"note\">Latency in ms; short is the percentage of \
-         searches with fewer than k rows.</p>\n<div class=\"wide\"><table>\n<tr>",
-    );
-    for (header, _, _) in COLUMNS {
-        let _ = write!(out, "<th>{header}</th>");
-    }
-    out.push_str("</tr>\n");
-    for (i, r) in results.iter().enumerate() {
-        out.push_str("<tr>");
-        for (column, (_, field, cell)) in COLUMNS.into_iter().enumerate() {
-            // The first columns are text, the rest numbers.
-            let class = if column < TEXT_COLUMNS { "" } else { "n" };
-            let _ = write!(
-                out,
-                "<td class=\"{class}\" data-key=\"results.{i}.{field}\">{}</td>",
-                escape(&cell(r))
-            );
-        }
-        out.push_str("</tr>\n");
-    }
-    out.push_str("</table></div>\n");
-    out
+         searches with fewer than k rows.</p>\n{}",
+        data_table(&COLUMNS, TEXT_COLUMNS, rows)
+    )
 }
 
 /// The recall/latency and recall/throughput plot, when searches measured recall.

@@ -217,18 +217,12 @@ async fn versions(primary: &Target) -> Result<(String, String), BenchError> {
             target: primary.display(),
             source,
         })?;
-    let row = client
-        .query_one(
-            "SELECT current_setting('server_version'), \
-             coalesce((SELECT extversion FROM pg_extension WHERE extname = 'vector'), '')",
-            &[],
-        )
+    crate::db::versions::server(&client)
         .await
         .map_err(|source| BenchError::Query {
             what: "setup",
             source,
-        })?;
-    Ok((row.get(0), row.get(1)))
+        })
 }
 
 /// The session a benchmark runs with (its point of the sweep) and a pool with one

@@ -12,6 +12,7 @@
 //! partitions at run time (the plan is checked and reported).
 
 pub mod harness;
+pub mod html;
 pub mod pgbench;
 pub mod report;
 
@@ -284,7 +285,14 @@ pub async fn run(
         what: path.display().to_string(),
         source,
     })?;
-    println!("written to {}", path.display());
+    let page = reports.dir.join("calibration.html");
+    crate::report::write_atomic(&page, |w| w.write_all(html::page(&report).as_bytes())).map_err(
+        |source| CalibrateError::Io {
+            what: page.display().to_string(),
+            source,
+        },
+    )?;
+    println!("written to {} and {}", path.display(), page.display());
     Ok(if shutdown.is_triggered() {
         Exit::Interrupted
     } else {

@@ -9,6 +9,7 @@
 //! target or does not achieve the rate it offered; then `--refine` bisection steps narrow the
 //! interval between the last load that held and the first that did not.
 
+mod html;
 mod report;
 
 use std::sync::Arc;
@@ -194,8 +195,13 @@ fn finish(mut report: CapacityReport, job: Job<'_>, exit: Exit) -> Result<Exit, 
     let svg = report::plot_svg(&report);
     crate::report::write_atomic(&dir.join("capacity.svg"), |w| w.write_all(svg.as_bytes()))
         .map_err(io("capacity.svg"))?;
+    let page = html::page(&report);
+    crate::report::write_atomic(&dir.join("capacity_report.html"), |w| {
+        w.write_all(page.as_bytes())
+    })
+    .map_err(io("capacity_report.html"))?;
     println!(
-        "capacity.json and capacity.svg written to {}",
+        "capacity.json, capacity.svg and capacity_report.html written to {}",
         dir.display()
     );
     Ok(exit)

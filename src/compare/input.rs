@@ -176,7 +176,12 @@ fn load(s: &Summary) -> Run {
         ("users", s.max_users.to_string()),
         ("load model", model.to_string()),
     ]);
-    run.notes = pairs([("pgvector-loadtest", s.version.clone())]);
+    run.notes = pairs([
+        ("pgvector-loadtest", s.version.clone()),
+        ("Goose", s.versions.goose.clone()),
+        ("PostgreSQL", s.versions.postgres.clone()),
+        ("pgvector", s.versions.pgvector.clone()),
+    ]);
     if s.interrupted {
         run.warnings
             .push("was interrupted: its figures cover part of the planned run".into());

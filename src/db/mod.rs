@@ -8,6 +8,7 @@ pub mod pool;
 pub mod schema;
 pub mod seed;
 pub mod target;
+pub mod versions;
 
 use embedded::{EmbeddedOptions, EmbeddedServer};
 use target::Target;

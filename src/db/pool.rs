@@ -154,6 +154,8 @@ impl<P: Prepare> Clone for Pool<P> {
 #[derive(Debug, Default)]
 struct Watch {
     peak_in_use: AtomicU32,
+    // The peak since the last `take_recent_peak`, for the report's chart over time.
+    recent_peak: AtomicU32,
     // Connects that failed, each with when it failed; each is handed to one waiting checkout.
     failed_connects: Mutex<VecDeque<(Instant, Failure)>>,
     connect_failed: Notify,
@@ -276,6 +278,17 @@ impl<P: Prepare> Pool<P> {
         self.watch.peak_in_use.load(Ordering::Relaxed)
     }
 
+    /// Most connections in use at once since the previous call, which starts a new interval
+    /// at the number in use now.
+    pub fn take_recent_peak(&self) -> u32 {
+        let state = self.inner.state();
+        let in_use = state.connections.saturating_sub(state.idle_connections);
+        self.watch
+            .recent_peak
+            .swap(in_use, Ordering::Relaxed)
+            .max(in_use)
+    }
+
     /// Checks a connection out, returning it with the time spent waiting.
     ///
     /// Connections are opened only by bb8, never beside it, so the pool never opens one more
@@ -304,6 +317,7 @@ impl<P: Prepare> Pool<P> {
                 let state = self.inner.state();
                 let in_use = state.connections.saturating_sub(state.idle_connections);
                 self.watch.peak_in_use.fetch_max(in_use, Ordering::Relaxed);
+                self.watch.recent_peak.fetch_max(in_use, Ordering::Relaxed);
                 Ok((conn, started.elapsed()))
             }
             Err(bb8::RunError::TimedOut) => Err(Failure::PoolTimeout),

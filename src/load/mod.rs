@@ -33,6 +33,8 @@ pub struct LoadResult {
     pub snapshot: Snapshot,
     /// Once-a-second samples.
     pub history: Vec<HistorySample>,
+    /// Pool usage and recall samples over time, on the history's clock.
+    pub timeline: stats::Timeline,
     /// Wall-clock time of the load phase: first operation's start to last one's end.
     pub elapsed: Duration,
     /// Most users at once (from Goose).
@@ -156,6 +158,7 @@ pub async fn run(
         status::Status::new(hub.clone(), shared.schedule.clone(), run_time, every)
     });
     let beside = Beside::start(&shared, endpoints, connections.pool_size, status);
+    let beside_origin = beside.origin;
     if let Some(schedule) = &shared.schedule {
         // A signal ends the schedule too: users waiting for an arrival return.
         let (schedule, signal) = (schedule.clone(), shutdown.token());
@@ -177,8 +180,11 @@ pub async fn run(
     // --dashboard, the wait for Ctrl-C.
     let span = hub.active_span();
     let elapsed = if span.is_zero() { wall } else { span };
-    let (history, mut server) = beside.stop().await;
-    server.recall_mean = recall.and_then(|m| m.take_recall_mean());
+    let (history, mut server, mut timeline) = beside.stop().await;
+    if let Some(m) = &recall {
+        server.recall_mean = m.take_recall_mean();
+        timeline.recall = m.take_recall_samples(beside_origin);
+    }
     // A signal after every user finished only ended the dashboard's idle wait: the run itself
     // completed. (Goose's killswitch is its own process-wide flag, set by our signal handler.)
     let finished_first = match (hub.all_stopped_at(), shutdown.triggered_at()) {
@@ -199,6 +205,7 @@ pub async fn run(
     Ok(LoadResult {
         snapshot,
         history,
+        timeline,
         elapsed,
         max_users,
         thresholds_failed,
@@ -323,8 +330,10 @@ fn run_time(text: &str) -> Option<Duration> {
 /// What runs beside the users: the once-a-second history sampler and the server watch.
 struct Beside {
     stop: CancellationToken,
+    // When both started: the history's and the timeline's time 0.
+    origin: Instant,
     sampler: tokio::task::JoinHandle<Vec<HistorySample>>,
-    watcher: tokio::task::JoinHandle<crate::report::verdict::ServerFigures>,
+    watcher: tokio::task::JoinHandle<(crate::report::verdict::ServerFigures, Vec<(f64, f64)>)>,
 }
 
 impl Beside {
@@ -335,6 +344,7 @@ impl Beside {
         mut status: Option<status::Status>,
     ) -> Beside {
         let stop = CancellationToken::new();
+        let origin = Instant::now();
         let second = Duration::from_secs(1);
         let sampler = stats::sample_history(shared.hub.clone(), second, stop.clone(), move |s| {
             match (s, &mut status) {
@@ -346,17 +356,29 @@ impl Beside {
         let mut pools = vec![shared.writer.clone()];
         pools.extend(shared.readers.iter().cloned());
         let primary = endpoints.primary.clone();
-        let watcher = watch::watch(primary, pools, pool_size, stop.clone());
+        let watcher = watch::watch(primary, pools, pool_size, origin, stop.clone());
         Beside {
             stop,
+            origin,
             sampler: tokio::spawn(sampler),
             watcher: tokio::spawn(watcher),
         }
     }
 
-    async fn stop(self) -> (Vec<HistorySample>, crate::report::verdict::ServerFigures) {
+    async fn stop(
+        self,
+    ) -> (
+        Vec<HistorySample>,
+        crate::report::verdict::ServerFigures,
+        stats::Timeline,
+    ) {
         self.stop.cancel();
         let history = self.sampler.await.unwrap_or_default();
-        (history, self.watcher.await.unwrap_or_default())
+        let (server, pool_usage_pct) = self.watcher.await.unwrap_or_default();
+        let timeline = stats::Timeline {
+            pool_usage_pct,
+            recall: Vec::new(),
+        };
+        (history, server, timeline)
     }
 }

@@ -3,7 +3,7 @@
 //! over the run (a delta of `pg_stat_database`, not the cumulative ratio since the last stats
 //! reset), the largest replica replay lag, and the peak pool usage.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -13,20 +13,26 @@ use crate::metrics::server::{interval_hit_ratio, Poller, Snapshot};
 use crate::report::verdict::ServerFigures;
 
 /// Polls the primary when the load begins, every second until `stop`, and once more at the
-/// end; reads the pools' peak usage at the end.
+/// end; reads the pools' peak usage at the end, and each second the busiest pool's peak since
+/// the previous second (seconds since `origin`, percent).
 pub async fn watch(
     primary: Target,
     pools: Vec<Pool>,
     pool_size: u32,
+    origin: Instant,
     stop: CancellationToken,
-) -> ServerFigures {
+) -> (ServerFigures, Vec<(f64, f64)>) {
     let mut poller = Poller::vitals(primary);
     let mut seen = Seen::default();
+    let mut usage = Vec::new();
+    let pct = |in_use: u32| in_use as f64 * 100.0 / pool_size.max(1) as f64;
     loop {
         tokio::select! {
             snapshot = poller.poll() => seen.add(&snapshot),
             _ = stop.cancelled() => break,
         }
+        let busiest = pools.iter().map(Pool::take_recent_peak).max().unwrap_or(0);
+        usage.push((origin.elapsed().as_secs_f64(), pct(busiest)));
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.cancelled() => break,
@@ -35,8 +41,8 @@ pub async fn watch(
     seen.add(&poller.poll().await);
     // Pools track their peak at every checkout: a one-second sample would miss spikes.
     let peak_in_use = pools.iter().map(Pool::peak_in_use).max().unwrap_or(0);
-    ServerFigures {
-        pool_usage_pct: Some(peak_in_use as f64 * 100.0 / pool_size.max(1) as f64),
+    let figures = ServerFigures {
+        pool_usage_pct: Some(pct(peak_in_use)),
         cache_hit_ratio_pct: seen
             .first_blocks
             .zip(seen.last_blocks)
@@ -44,7 +50,8 @@ pub async fn watch(
             .map(|ratio| ratio * 100.0),
         replication_lag_s: seen.max_lag,
         recall_mean: None,
-    }
+    };
+    (figures, usage)
 }
 
 /// What the polls so far showed.

@@ -80,6 +80,9 @@ pub struct ClientMetrics {
     schedule: super::schedule::Slot,
     // Every recall sample since the last `take_recall_mean`: sum and count.
     recall_tally: Mutex<(f64, u64)>,
+    // Every recall sample since the last `take_recall_samples`, with when it was taken (at
+    // most one a second: a few kB an hour).
+    recall_samples_taken: Mutex<Vec<(std::time::Instant, Op, f64)>>,
 }
 
 impl ClientMetrics {
@@ -142,6 +145,7 @@ impl ClientMetrics {
             pools: Arc::new(PoolGauges::new()?),
             schedule: Arc::new(Mutex::new(None)),
             recall_tally: Mutex::new((0.0, 0)),
+            recall_samples_taken: Mutex::new(Vec::new()),
         };
         let (schedule, slot) = ScheduleCollector::new()?;
         let metrics = ClientMetrics {
@@ -178,6 +182,25 @@ impl ClientMetrics {
         let mut tally = self.recall_tally.lock().unwrap_or_else(|p| p.into_inner());
         tally.0 += recall;
         tally.1 += 1;
+        drop(tally);
+        let mut taken = self
+            .recall_samples_taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        taken.push((std::time::Instant::now(), op, recall));
+    }
+
+    /// The recall samples taken since the last call, as (seconds since `origin`, operation,
+    /// recall).
+    pub fn take_recall_samples(&self, origin: std::time::Instant) -> Vec<(f64, Op, f64)> {
+        let mut taken = self
+            .recall_samples_taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *taken)
+            .into_iter()
+            .map(|(at, op, r)| (at.saturating_duration_since(origin).as_secs_f64(), op, r))
+            .collect()
     }
 
     /// The mean recall of the samples taken since the last call (None: none taken), for a

@@ -5,7 +5,7 @@
 
 use hdrhistogram::Histogram;
 
-use crate::engine::stats::{HistorySample, Snapshot};
+use crate::engine::stats::{HistorySample, Snapshot, Timeline};
 use crate::workload::ops::Op;
 
 /// Pixel size of every chart.
@@ -89,9 +89,9 @@ pub fn throughput_series(history: &[HistorySample]) -> Vec<Series> {
     series
 }
 
-/// p50, p95 and p99 of all operations together over each interval, ms (intervals in which
-/// nothing finished are left out).
-pub fn latency_series(history: &[HistorySample]) -> Vec<Series> {
+/// p50, p95 and p99 of `op` (None: all operations together) over each interval, ms
+/// (intervals in which nothing of it finished are left out).
+pub fn latency_series(history: &[HistorySample], op: Option<Op>) -> Vec<Series> {
     let times = sample_times(history);
     HISTORY_PERCENTILES
         .iter()
@@ -101,10 +101,49 @@ pub fn latency_series(history: &[HistorySample]) -> Vec<Series> {
                 .iter()
                 .zip(&times)
                 .filter_map(|(s, t)| {
-                    let row = s.rows.iter().find(|(o, _)| o.is_none())?;
+                    let row = s.rows.iter().find(|(o, _)| *o == op)?;
                     Some((*t, row.1.percentiles?[*i] as f64 / 1000.0))
                 })
                 .collect(),
+        })
+        .collect()
+}
+
+/// The operations that ran, in [`Op::ALL`] order.
+pub fn operations_run(history: &[HistorySample]) -> Vec<Op> {
+    Op::ALL
+        .into_iter()
+        .filter(|op| {
+            history
+                .iter()
+                .any(|s| s.rows.iter().any(|(o, r)| *o == Some(*op) && r.count > 0))
+        })
+        .collect()
+}
+
+/// The busiest pool's usage each second, percent.
+pub fn pool_series(timeline: &Timeline) -> Vec<Series> {
+    vec![Series {
+        name: "busiest pool, peak in use".into(),
+        points: timeline.pool_usage_pct.clone(),
+    }]
+}
+
+/// The recall samples taken under load, one series per operation sampled.
+pub fn recall_series(timeline: &Timeline) -> Vec<Series> {
+    Op::ALL
+        .into_iter()
+        .filter_map(|op| {
+            let points: Vec<(f64, f64)> = timeline
+                .recall
+                .iter()
+                .filter(|(_, o, _)| *o == op)
+                .map(|(t, _, r)| (*t, *r))
+                .collect();
+            (!points.is_empty()).then(|| Series {
+                name: op.name().to_string(),
+                points,
+            })
         })
         .collect()
 }
@@ -222,22 +261,27 @@ fn draw(svg: &mut String, chart: &Chart, series: &[Series]) {
     for (i, s) in series.iter().enumerate() {
         let (r, g, b) = PALETTE[i % PALETTE.len()];
         let color = RGBColor(r, g, b).to_rgba();
-        if let Ok(drawn) =
-            plot.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
-        {
-            drawn.label(s.name.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-            });
-        }
+        let _ = plot.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)));
         let _ = plot.draw_series(s.points.iter().map(|p| Circle::new(*p, 2, color.filled())));
     }
-    let _ = plot
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw();
     let _ = root.present();
+}
+
+/// The legend of a chart's series, as HTML below it: a legend drawn inside the plot covers
+/// the lines it names.
+pub fn legend(series: &[Series]) -> String {
+    let items: Vec<String> = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (r, g, b) = PALETTE[i % PALETTE.len()];
+            format!(
+                "<span class=\"key\"><span style=\"background:#{r:02x}{g:02x}{b:02x}\"></span>{}</span>",
+                crate::report::html::escape(&s.name)
+            )
+        })
+        .collect();
+    format!("<p class=\"legend\">{}</p>", items.join(" "))
 }
 
 /// Adds `data-points` to the `<svg>` element and a `<title>` as its first child.

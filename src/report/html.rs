@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use crate::engine::stats::{HistorySample, Snapshot};
+use crate::engine::stats::{HistorySample, Snapshot, Timeline};
 use crate::report::charts::{self, Chart, Series};
 use crate::report::summary::{OpSummary, Summary};
 use crate::report::verdict::{Status, Verdict};
@@ -23,6 +23,9 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .FAIL { color: #b31d28; font-weight: bold; } .NA { color: #666; }
 figure { margin: 1em 0; } svg { max-width: 100%; height: auto; }
 p.note { color: #555; font-size: 0.85em; } div.wide { overflow-x: auto; }
+p.legend { font-size: 0.85em; margin: 0 0 0 4.5em; } span.key { margin-right: 1.2em; }
+span.key span { display: inline-block; width: 1.6em; height: 0.3em; margin-right: 0.4em;
+  vertical-align: middle; }
 ";
 
 /// HTML-escapes `text` for element content and attribute values.
@@ -41,24 +44,30 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// Writes the page for `summary`, with charts from `history` and the final `snapshot`.
-pub fn write(
-    w: &mut dyn Write,
-    summary: &Summary,
-    history: &[HistorySample],
-    snapshot: &Snapshot,
-) -> std::io::Result<()> {
-    w.write_all(page(summary, history, snapshot).as_bytes())
+/// What the page charts: the once-a-second history, the pool usage and recall samples on
+/// its clock, and the final histograms.
+pub struct Charted<'a> {
+    /// Once-a-second samples.
+    pub history: &'a [HistorySample],
+    /// Pool usage and recall over time.
+    pub timeline: &'a Timeline,
+    /// The run's histograms.
+    pub snapshot: &'a Snapshot,
+}
+
+/// Writes the page for `summary`, with charts of `charted`.
+pub fn write(w: &mut dyn Write, summary: &Summary, charted: &Charted) -> std::io::Result<()> {
+    w.write_all(page(summary, charted).as_bytes())
 }
 
 /// The whole page.
-pub fn page(summary: &Summary, history: &[HistorySample], snapshot: &Snapshot) -> String {
+pub fn page(summary: &Summary, charted: &Charted) -> String {
     let body = [
         settings(summary),
         verdicts(summary),
         operations(summary),
-        history_charts(history),
-        spectrum(snapshot),
+        history_charts(charted.history, charted.timeline),
+        spectrum(charted.snapshot),
     ];
     document(
         &format!("pgvector-loadtest: {}", summary.target),
@@ -77,15 +86,19 @@ pub fn document(title: &str, body: &str) -> String {
     )
 }
 
-/// A two-column table of (label, JSON key, value) rows.
+/// A two-column table of (label, JSON key, value) rows (an empty key: not in the JSON).
 pub fn key_values(rows: &[(&str, &str, String)]) -> String {
     let mut out = String::from("<table>\n");
     for (label, key, value) in rows {
+        let key = if key.is_empty() {
+            String::new()
+        } else {
+            format!(" data-key=\"{}\"", escape(key))
+        };
         let _ = writeln!(
             out,
-            "<tr><th>{}</th><td data-key=\"{}\">{}</td></tr>",
+            "<tr><th>{}</th><td{key}>{}</td></tr>",
             escape(label),
-            escape(key),
             escape(value)
         );
     }
@@ -108,6 +121,13 @@ fn settings(s: &Summary) -> String {
         ("Dataset", "dataset", s.dataset.clone()),
         ("Index", "index", s.index.clone()),
         ("Tool", "version", format!("{} {}", s.tool, s.version)),
+        ("Goose", "versions.goose", s.versions.goose.clone()),
+        (
+            "PostgreSQL",
+            "versions.postgres",
+            s.versions.postgres.clone(),
+        ),
+        ("pgvector", "versions.pgvector", s.versions.pgvector.clone()),
     ];
     if s.interrupted {
         rows.push((
@@ -258,16 +278,72 @@ fn objectives_table(verdicts: &[Verdict]) -> String {
     out
 }
 
-/// The per-operation table's columns: header, JSON field under the operation, and the cell
-/// text (as the console table prints it: milliseconds with three decimals).
-type Column = (&'static str, &'static str, fn(&OpSummary) -> String);
+/// A table column: header, JSON field under the row's key (empty: the cell has no
+/// `data-key`), and the cell text.
+pub type Column<T> = (&'static str, &'static str, fn(&T) -> String);
+
+/// A table of `rows`, each (JSON key, item): a cell's `data-key` is `KEY.FIELD`. The first
+/// `text_columns` columns are left-aligned text, the rest numbers.
+pub fn data_table<'a, T: 'a>(
+    columns: &[Column<T>],
+    text_columns: usize,
+    rows: impl IntoIterator<Item = (String, &'a T)>,
+) -> String {
+    let mut out = String::from("<div class=\"wide\"><table>\n<tr>");
+    for (header, _, _) in columns {
+        let _ = write!(out, "<th>{header}</th>");
+    }
+    out.push_str("</tr>\n");
+    for (key, item) in rows {
+        out.push_str("<tr>");
+        for (column, (_, field, cell)) in columns.iter().enumerate() {
+            let class = if column < text_columns {
+                ""
+            } else {
+                " class=\"n\""
+            };
+            let key = if field.is_empty() {
+                String::new()
+            } else {
+                format!(" data-key=\"{}.{field}\"", escape(&key))
+            };
+            let _ = write!(out, "<td{class}{key}>{}</td>", escape(&cell(item)));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table></div>\n");
+    out
+}
+
+/// Targets met or missed, one row each.
+pub fn targets_table(targets: &[crate::report::TargetCheck]) -> String {
+    let mut out = String::from(
+        "<table>\n<tr><th>target</th><th>wanted</th><th>measured</th><th>verdict</th></tr>\n",
+    );
+    for t in targets {
+        let verdict = if t.pass { "PASS" } else { "FAIL" };
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{:.3}</td>\
+             <td class=\"{verdict}\">{verdict}</td></tr>",
+            escape(&t.name),
+            escape(&t.target),
+            t.measured
+        );
+    }
+    out.push_str("</table>\n");
+    out
+}
 
 /// Microseconds as milliseconds with three decimals.
 fn ms(us: u64) -> String {
     format!("{:.3}", us as f64 / 1000.0)
 }
 
-const COLUMNS: [Column; 15] = [
+/// The per-operation table's columns (cells as the console table prints them: milliseconds
+/// with three decimals).
+const COLUMNS: [Column<OpSummary>; 16] = [
+    ("operation", "", |o| o.name.clone()),
     ("count", "count", |o| o.count.to_string()),
     ("failed", "failed", |o| o.failed.to_string()),
     ("failures by class", "failures", |o| failure_classes(o)),
@@ -306,51 +382,41 @@ fn failure_classes(o: &OpSummary) -> String {
 
 /// The per-operation table, then the aggregate (keyed `aggregated.…`).
 fn operations(s: &Summary) -> String {
-    let mut out = String::from(
+    let rows = s.operations.iter().map(|o| (o.name.clone(), o));
+    let rows = rows.chain(std::iter::once(("aggregated".to_string(), &s.aggregated)));
+    format!(
         "<h2>Operations</h2>\n<p class=\"note\">Response time (pool wait + query) in ms; \
          service is the query alone, wait the pool wait; rows are the mean per successful \
-         attempt; short is the share of searches with fewer than k rows.</p>\n<div class=\"wide\"><table>\n<tr><th>operation</th>",
-    );
-    for (header, _, _) in COLUMNS {
-        let _ = write!(out, "<th>{header}</th>");
-    }
-    out.push_str("</tr>\n");
-    let rows = s.operations.iter().map(|o| (o.name.as_str(), o));
-    for (key, o) in rows.chain(std::iter::once(("aggregated", &s.aggregated))) {
-        let _ = write!(out, "<tr><th>{}</th>", escape(&o.name));
-        for (_, field, cell) in COLUMNS {
-            let _ = write!(
-                out,
-                "<td class=\"n\" data-key=\"{}.{field}\">{}</td>",
-                escape(key),
-                escape(&cell(o))
-            );
-        }
-        out.push_str("</tr>\n");
-    }
-    out.push_str("</table></div>\n");
-    out
-}
-
-/// A chart in a figure.
-fn figure(chart: &Chart, series: &[Series]) -> String {
-    format!(
-        "<figure>\n{}\n</figure>\n",
-        charts::line_chart(chart, series)
+         attempt; short is the share of searches with fewer than k rows.</p>\n{}",
+        data_table(&COLUMNS, 2, rows)
     )
 }
 
-/// Throughput, latency, failures and users over time, from the once-a-second history.
-fn history_charts(history: &[HistorySample]) -> String {
-    let over_time = |title, y_desc| Chart {
+/// A chart in a figure, its legend below it.
+pub fn figure(chart: &Chart, series: &[Series]) -> String {
+    format!(
+        "<figure>\n{}\n{}\n</figure>\n",
+        charts::line_chart(chart, series),
+        charts::legend(series)
+    )
+}
+
+/// A chart over the run's seconds.
+fn over_time<'a>(title: &'a str, y_desc: &'a str) -> Chart<'a> {
+    Chart {
         title,
         x_desc: "seconds since start",
         y_desc,
         x_label: charts::seconds_label,
         x_ticks: 10,
-    };
+    }
+}
+
+/// Throughput, latency (all operations, then each), failures, users, pool usage and recall
+/// over time, from the once-a-second history and the timeline.
+fn history_charts(history: &[HistorySample], timeline: &Timeline) -> String {
     let (failures, users) = charts::failures_and_users(history);
-    [
+    let mut out = vec![
         "<h2>Over time</h2>\n".to_string(),
         figure(
             &over_time("Operations per second, per operation", "ops/s"),
@@ -361,12 +427,39 @@ fn history_charts(history: &[HistorySample]) -> String {
                 "Response time of all operations (p50, p95, p99 per second)",
                 "ms",
             ),
-            &charts::latency_series(history),
+            &charts::latency_series(history, None),
         ),
+    ];
+    for op in charts::operations_run(history) {
+        let title = format!("Response time of {} (p50, p95, p99 per second)", op.name());
+        out.push(figure(
+            &over_time(&title, "ms"),
+            &charts::latency_series(history, Some(op)),
+        ));
+    }
+    out.extend([
         figure(&over_time("Failures per second", "failures/s"), &[failures]),
         figure(&over_time("Users", "users"), &[users]),
-    ]
-    .concat()
+        figure(
+            &over_time(
+                "Pool usage (busiest pool, peak each second)",
+                "% of the pool",
+            ),
+            &charts::pool_series(timeline),
+        ),
+    ]);
+    let recall = charts::recall_series(timeline);
+    out.push(if recall.is_empty() {
+        "<p class=\"note\">Recall was not sampled in this run (the sampler runs beside the \
+         Prometheus exporter).</p>\n"
+            .to_string()
+    } else {
+        figure(
+            &over_time("Recall@k of the searches sampled under load", "recall"),
+            &recall,
+        )
+    });
+    out.concat()
 }
 
 /// The latency percentile spectrum of each operation, from the final histograms.

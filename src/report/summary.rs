@@ -153,6 +153,9 @@ pub struct Summary {
     pub index: String,
     /// Most users that ran at once.
     pub max_users: usize,
+    /// Goose, PostgreSQL and pgvector versions (empty in summaries of earlier versions).
+    #[serde(default)]
+    pub versions: crate::db::versions::Versions,
     /// Whether the run was stopped by a signal before its planned end.
     pub interrupted: bool,
     /// The profile the run was judged against, if any.
@@ -200,6 +203,8 @@ pub struct RunInfo {
     pub index: String,
     /// Most users at once.
     pub max_users: usize,
+    /// Goose, PostgreSQL and pgvector.
+    pub versions: crate::db::versions::Versions,
     /// Stopped by a signal.
     pub interrupted: bool,
 }
@@ -222,6 +227,7 @@ impl Summary {
             dataset: info.dataset.clone(),
             index: info.index.clone(),
             max_users: info.max_users,
+            versions: info.versions.clone(),
             interrupted: info.interrupted,
             profile: None,
             server: Default::default(),

@@ -2,6 +2,7 @@
 //! real server; both sides must have run operations that found rows, and
 //! `calibration.json` must carry the documented figures.
 
+use crate::report_html::{attribute_values, cell, checked_dom};
 use crate::util::{run_bin, temp_dir, Pg, SMALL_DATA};
 use pgvector_loadtest::calibrate::report::CalibrationReport;
 
@@ -90,6 +91,20 @@ async fn calibrate_runs_both_sides_and_writes_the_report() {
     // Every retrieve asked for a key that exists.
     assert_eq!(report.results[1].harness.mean_rows, Some(1.0));
     pg.stop().await;
+
+    // calibration.html, in Chromium with no network: the JSON's figures, and a chart with
+    // p50, p95 and p99 of both sides of both operations.
+    let dom = checked_dom(&reports.path().join("calibration.html"), reports.path());
+    assert_eq!(attribute_values(&dom, "data-points"), ["12"]);
+    for (i, r) in report.results.iter().enumerate() {
+        for (side, f) in [("pgbench", &r.pgbench), ("harness", &r.harness)] {
+            let key = |field: &str| format!("results.{i}.{side}.{field}");
+            assert_eq!(cell(&dom, &key("ops")), f.ops.to_string());
+            assert_eq!(cell(&dom, &key("p95_ms")), format!("{:.3}", f.p95_ms));
+        }
+        let ratio = cell(&dom, &format!("results.{i}.throughput_ratio"));
+        assert_eq!(ratio, format!("{:.3}", r.throughput_ratio));
+    }
 }
 
 /// `calibrate --rate` on `pg`: returns the report.

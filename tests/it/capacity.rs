@@ -2,6 +2,9 @@
 //! Two users in flight cannot serve thousands of arrivals a second, so the rate sweep finds a
 //! knee within a few steps on any machine.
 
+use tempfile::TempDir;
+
+use crate::report_html::{attribute_values, cell, checked_dom};
 use crate::util::{run_bin, setup, temp_dir, Pg, SMALL_DATA};
 
 const PROFILE: &str = r#"
@@ -19,7 +22,11 @@ metric = "success_rate_pct"
 target = 99
 "#;
 
-async fn capacity(url: &str, extra: &[&str]) -> (crate::util::Run, serde_json::Value, String) {
+/// The run, `capacity.json`, `capacity.svg`, and the reports' directory.
+async fn capacity(
+    url: &str,
+    extra: &[&str],
+) -> (crate::util::Run, serde_json::Value, String, TempDir) {
     let reports = temp_dir();
     let profile = reports.path().join("objectives.toml");
     std::fs::write(&profile, PROFILE).unwrap();
@@ -45,14 +52,14 @@ async fn capacity(url: &str, extra: &[&str]) -> (crate::util::Run, serde_json::V
     let json = std::fs::read(reports.path().join("capacity.json"))
         .unwrap_or_else(|e| panic!("no capacity.json ({e})\n{}", run.dump()));
     let svg = std::fs::read_to_string(reports.path().join("capacity.svg")).unwrap();
-    (run, serde_json::from_slice(&json).unwrap(), svg)
+    (run, serde_json::from_slice(&json).unwrap(), svg, reports)
 }
 
 #[tokio::test]
 async fn the_rate_sweep_finds_the_knee_and_writes_json_and_svg() {
     let pg = Pg::start().await;
     setup(&pg.url(), temp_dir().path(), &SMALL_DATA).await;
-    let (run, report, svg) = capacity(
+    let (run, report, svg, reports) = capacity(
         &pg.url(),
         &[
             "--start",
@@ -124,13 +131,28 @@ async fn the_rate_sweep_finds_the_knee_and_writes_json_and_svg() {
     );
     assert!(svg.contains("achieved = offered"));
     pg.stop().await;
+
+    // capacity_report.html, in Chromium with no network: every step, the JSON's figures,
+    // and the plot with a point per step.
+    let dom = checked_dom(&reports.path().join("capacity_report.html"), reports.path());
+    assert_eq!(
+        attribute_values(&dom, "data-points"),
+        [steps.len().to_string()]
+    );
+    for (i, step) in steps.iter().enumerate() {
+        let key = |field: &str| format!("steps.{i}.{field}");
+        let load = step["load"].as_f64().unwrap();
+        assert_eq!(cell(&dom, &key("load")), load.to_string());
+        assert_eq!(cell(&dom, &key("dropped")), step["dropped"].to_string());
+    }
+    assert_eq!(cell(&dom, "max_sustainable_per_s"), format!("{best:.1}"));
 }
 
 #[tokio::test]
 async fn the_concurrency_sweep_raises_users_with_no_think_time() {
     let pg = Pg::start().await;
     setup(&pg.url(), temp_dir().path(), &SMALL_DATA).await;
-    let (run, report, _svg) = capacity(
+    let (run, report, _svg, _reports) = capacity(
         &pg.url(),
         &[
             "--sweep",

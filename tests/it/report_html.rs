@@ -17,12 +17,13 @@ use pgvector_loadtest::bench::report::BenchReport;
 use pgvector_loadtest::report::summary::Summary;
 
 use crate::dashboard::{CHROMIUM, HEADLESS};
-use crate::util::{load_args, run_bin, temp_dir, Pg, SMALL_DATA};
+use crate::util::{free_port, load_args, run_bin, temp_dir, Pg, SMALL_DATA};
 
 /// How long Chromium may take to load and serialise the page.
 const DUMP_TIMEOUT: Duration = Duration::from_secs(60);
-/// The charts: four over time and the percentile spectrum.
-const CHARTS: usize = 5;
+/// The charts besides one per operation: throughput, all operations' latency, failures,
+/// users, pool usage, recall and the percentile spectrum.
+const FIXED_CHARTS: usize = 7;
 
 #[tokio::test]
 async fn report_html_is_self_contained_and_agrees_with_the_summary() {
@@ -33,7 +34,11 @@ async fn report_html_is_self_contained_and_agrees_with_the_summary() {
     let pg = Pg::start().await;
     let dir = temp_dir();
     let reports = dir.path().join("reports");
-    let args = load_args(&pg.url(), &reports, "10", "8s");
+    let mut args = load_args(&pg.url(), &reports, "10", "8s");
+    // The exporter on: the recall sampler runs beside it, and the report charts its samples.
+    args.retain(|a| a != "--no-metrics-exporter");
+    let port = free_port().to_string();
+    args.extend(["--metrics-port".to_string(), port]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_bin(&args, &[]).await.expect_code(0);
     pg.stop().await;
@@ -52,11 +57,27 @@ async fn report_html_is_self_contained_and_agrees_with_the_summary() {
     let dom = dump_dom(&path, &dir.path().join("chromium-profile"));
     assert!(dom.contains("<h1>pgvector-loadtest: "), "no heading: {dom}");
     let points = attribute_values(&dom, "data-points");
-    assert_eq!(points.len(), CHARTS, "charts with data-points: {points:?}");
-    assert_eq!(dom.matches("<svg").count(), CHARTS, "svg elements");
+    let charts = FIXED_CHARTS + summary.operations.len();
+    assert_eq!(points.len(), charts, "charts with data-points: {points:?}");
+    assert_eq!(dom.matches("<svg").count(), charts, "svg elements");
     for (i, n) in points.iter().enumerate() {
         let n: usize = n.parse().expect("a number of points");
         assert!(n > 0, "chart {i} drew no point: {points:?}");
+    }
+    for title in ["Pool usage", "Recall@k of the searches sampled under load"] {
+        assert!(dom.contains(&format!("<title>{title}")), "no chart {title}");
+    }
+    // Legends sit below the charts, one key per line drawn.
+    assert!(dom.matches("class=\"legend\"").count() == charts, "legends");
+    let v = &summary.versions;
+    assert_eq!(v.goose, "0.19.0");
+    assert!(v.postgres.starts_with("18"), "{v:?}");
+    assert!(!v.pgvector.is_empty() && v.pgvector != "unknown", "{v:?}");
+    for (key, value) in [
+        ("versions.postgres", &v.postgres),
+        ("versions.pgvector", &v.pgvector),
+    ] {
+        assert_eq!(&cell(&dom, key), value);
     }
 
     assert!(summary.operations.len() >= 4, "{:#?}", summary.operations);
@@ -144,6 +165,18 @@ async fn bench_report_html_is_self_contained_and_agrees_with_the_results() {
     );
 }
 
+/// The DOM Chromium builds from the page at `path` (with no network), after checking that the
+/// page is self-contained; a copy is left in `CARGO_TARGET_TMPDIR`.
+pub fn checked_dom(path: &Path, scratch: &Path) -> String {
+    let html = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{} not written: {e}", path.display()));
+    let name = path.file_name().expect("a file name");
+    std::fs::write(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name), &html)
+        .expect("copy the page");
+    assert_self_contained(&html);
+    dump_dom(path, &scratch.join("chromium-profile"))
+}
+
 /// No script, style sheet, font or image from anywhere else; no script at all.
 fn assert_self_contained(html: &str) {
     let lower = html.to_lowercase();
@@ -213,7 +246,7 @@ fn dump_dom(path: &Path, profile: &Path) -> String {
 }
 
 /// Every value of the attribute `name` in `dom`.
-fn attribute_values(dom: &str, name: &str) -> Vec<String> {
+pub fn attribute_values(dom: &str, name: &str) -> Vec<String> {
     let prefix = format!("{name}=\"");
     dom.match_indices(&prefix)
         .map(|(i, _)| {
@@ -224,7 +257,7 @@ fn attribute_values(dom: &str, name: &str) -> Vec<String> {
 }
 
 /// The text of the one element whose `data-key` is `key` (`data-key` is its last attribute).
-fn cell(dom: &str, key: &str) -> String {
+pub fn cell(dom: &str, key: &str) -> String {
     let open = format!("data-key=\"{key}\">");
     let found: Vec<usize> = dom.match_indices(&open).map(|(i, _)| i).collect();
     assert_eq!(

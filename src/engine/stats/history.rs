@@ -105,6 +105,16 @@ pub struct HistorySample {
     pub rows: Vec<(Option<Op>, HistoryRow)>,
 }
 
+/// What the report charts over time besides the history, as (seconds since the history's start,
+/// value): the busiest pool's usage and the recall samples taken under load.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    /// Peak share of the busiest pool in use during each second, percent.
+    pub pool_usage_pct: Vec<(f64, f64)>,
+    /// Each recall@k sample: its operation and its recall.
+    pub recall: Vec<(f64, Op, f64)>,
+}
+
 /// The history between samples: [`HistorySampler::sample`] reports what happened since the
 /// previous sample, and the totals. One sampler per hub at a time: it takes the response times
 /// the users record while it lives.

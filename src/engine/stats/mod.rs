@@ -398,7 +398,7 @@ impl StatsHub {
 
 mod history;
 
-pub use history::{sample_history, HistoryRow, HistorySample, HistorySampler, QUANTILES};
+pub use history::{sample_history, HistoryRow, HistorySample, HistorySampler, Timeline, QUANTILES};
 
 #[cfg(test)]
 mod tests;
