@@ -8,17 +8,16 @@ use std::time::Instant;
 use crate::bench::BenchError;
 use crate::calibrate::CalibrateError;
 use crate::cleanup::CleanupError;
-use crate::config::{Config, Data, Mode, Reports};
+use crate::config::{Config, Data, Mode};
 use crate::db::pool::Session;
 use crate::db::schema::{self, Prepared, SchemaError};
 use crate::db::target::{ConnectError, Target};
 use crate::db::{seed, EndpointError, Endpoints};
-use crate::load::{self, LoadError, LoadResult};
+use crate::distributed::record::WorkerRecord;
+use crate::distributed::rendezvous;
+use crate::load::{self, LoadError};
 use crate::metrics::{Listener, MetricsError, Sidecar};
-use crate::report::gate::GateVerdict;
-use crate::report::summary::{RunInfo, Summary};
-use crate::report::verdict::{self, Verdict};
-use crate::report::{csv_io, html, locust, write_atomic};
+use crate::report::summary::{Generators, RunInfo};
 use crate::shutdown::Shutdown;
 use crate::workload::dataset::{Dataset, DatasetError};
 use crate::Exit;
@@ -84,6 +83,9 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    /// Several generators could not start together.
+    #[error(transparent)]
+    Rendezvous(#[from] crate::distributed::rendezvous::RendezvousError),
     /// Stopped by a signal before the load test began (exit 130).
     #[error("interrupted")]
     Interrupted,
@@ -109,6 +111,7 @@ impl AppError {
             AppError::Bench(e) => e.exit(),
             AppError::Calibrate(e) => e.exit(),
             AppError::Capacity(e) => e.exit(),
+            AppError::Rendezvous(e) => e.exit(),
             AppError::Interrupted => Exit::Interrupted,
         }
     }
@@ -275,6 +278,11 @@ async fn run_load(
 ) -> Result<Exit, AppError> {
     let dataset = prepare_for_load(config, endpoints, shutdown, sidecar).await?;
     let versions = crate::db::versions::of(&endpoints.primary).await;
+    if let Some(w) = &config.worker {
+        rendezvous::owns_namespaces(w, dataset.namespace_count())?;
+        rendezvous::meet(&endpoints.primary, w, shutdown).await?;
+        eprintln!("{}: starting", w.label());
+    }
     let started_at = chrono::Utc::now();
     let job = load::Job {
         connections: &config.connections,
@@ -282,6 +290,10 @@ async fn run_load(
         pacing: &config.pacing,
         goose: &config.goose,
         status: Some(config.reports.status_interval),
+        generator: config
+            .worker
+            .as_ref()
+            .map_or((0, 1), |w| (w.index, w.count)),
     };
     let result = load::run(job, endpoints, dataset.clone(), sidecar.client(), shutdown).await?;
     let (table, session) = (&config.data.table, &config.connections.session);
@@ -294,24 +306,26 @@ async fn run_load(
         index: table.describe_index(session),
         max_users: result.max_users,
         versions,
+        generators: config.worker.as_ref().map(|w| Generators {
+            run_id: w.run_id.clone(),
+            count: w.count,
+            index: Some(w.index),
+        }),
         interrupted: result.interrupted,
     };
     let reports = &config.reports;
-    let (verdicts, gate) =
-        write_reports(reports, &info, &result).map_err(|source| AppError::Reports {
-            dir: reports.dir.clone(),
-            source,
-        })?;
-    if let Some(failed) = &result.thresholds_failed {
-        eprintln!("thresholds breached: {failed}");
-    }
-    Ok(if result.interrupted {
-        Exit::Interrupted
-    } else if result.thresholds_failed.is_some() || verdict::breached(&verdicts) {
-        Exit::SloBreached
-    } else {
-        reports.failure_gate.exit(&gate).unwrap_or(Exit::Success)
-    })
+    let written = load::reports::write(reports, &info, &result).and_then(|verdicts| {
+        if let Some(w) = &config.worker {
+            let profile = reports.profile.as_ref().map(|p| p.source.clone());
+            WorkerRecord::new(w, &info, &result, profile).write(&reports.dir)?;
+        }
+        Ok(verdicts)
+    });
+    let (verdicts, gate) = written.map_err(|source| AppError::Reports {
+        dir: reports.dir.clone(),
+        source,
+    })?;
+    Ok(load::reports::exit(reports, &result, &verdicts, &gate))
 }
 
 /// Builds the dataset, makes sure pgvector and the table exist, and seeds when needed.
@@ -329,6 +343,9 @@ pub async fn prepare_data(
         .connect()
         .await
         .map_err(|e| connect_error(primary, e))?;
+    // One process at a time prepares the data (held by this session until it ends): several
+    // generators, or a `setup` beside a run, seed once; the others wait, then reuse it.
+    schema::lock_for_seeding(&client).await?;
     let version = schema::ensure_pgvector(
         &client,
         session.iterative_scan != "off",
@@ -415,73 +432,4 @@ async fn wait_for_replicas(replicas: &[Target], rows: usize) -> Result<(), AppEr
         }
     }
     Ok(())
-}
-
-/// Writes the CSVs, the summary and report.html, and prints the summary table; returns the objectives'
-/// verdicts and the failure gate's.
-fn write_reports(
-    reports: &Reports,
-    info: &RunInfo,
-    result: &LoadResult,
-) -> std::io::Result<(Vec<Verdict>, GateVerdict)> {
-    let (dir, profile) = (reports.dir.as_path(), reports.profile.as_ref());
-    let snapshot = &result.snapshot;
-    write_atomic(&dir.join("load_test_stats.csv"), |w| {
-        locust::write_stats(w, snapshot, info.elapsed).map_err(csv_io)
-    })?;
-    write_atomic(&dir.join("load_test_failures.csv"), |w| {
-        locust::write_failures(w, snapshot).map_err(csv_io)
-    })?;
-    write_atomic(&dir.join("load_test_stats_history.csv"), |w| {
-        locust::write_history(w, &result.history).map_err(csv_io)
-    })?;
-    let mut summary = Summary::new(info, snapshot);
-    let aggregated = &summary.aggregated;
-    (summary.failure_share, summary.failure_gate) = reports
-        .failure_gate
-        .judge(aggregated.failed, aggregated.count);
-    summary.server = result.server.clone();
-    summary.overhead = Some(result.overhead.clone());
-    summary.schedule = result.schedule.clone();
-    if let Some(profile) = profile {
-        summary.profile = Some(profile.source.clone());
-        summary.objectives =
-            verdict::evaluate(&profile.objectives, snapshot, info.elapsed, &result.server);
-    }
-    crate::report::write_json(&dir.join("load_test_summary.json"), &summary)?;
-    write_atomic(&dir.join("report.html"), |w| {
-        let charted = html::Charted {
-            history: &result.history,
-            timeline: &result.timeline,
-            snapshot,
-        };
-        html::write(w, &summary, &charted)
-    })?;
-    summary.print(std::io::stdout())?;
-    if let Some(profile) = profile {
-        verdict::print(&mut std::io::stdout(), &profile.source, &summary.objectives)?;
-    }
-    if let Some(line) = reports
-        .failure_gate
-        .line(summary.failure_share, &summary.aggregated.failures)
-    {
-        println!("{line}");
-        // The profile's own success-rate objective, beside it: the stricter decides.
-        for v in summary
-            .objectives
-            .iter()
-            .filter(|v| v.metric == "success_rate_pct")
-        {
-            println!(
-                "  profile objective {}: {} (measured {}, target {} {})",
-                v.name,
-                v.status.label(),
-                v.measured.map_or("n/a".into(), |m| format!("{m:.2} %")),
-                v.direction,
-                v.target
-            );
-        }
-    }
-    println!("reports written to {}", dir.display());
-    Ok((summary.objectives, summary.failure_gate))
 }

@@ -8,8 +8,10 @@ use goose::config::GooseConfiguration;
 
 mod compare;
 mod data;
+mod worker;
 pub use compare::CompareArgs;
 pub use data::DataArgs;
+pub use worker::{MergeArgs, WorkerArgs};
 
 /// Load-test, benchmark and monitor PostgreSQL + pgvector.
 ///
@@ -104,6 +106,9 @@ pub struct Cli {
     /// Closed or open model, and their pacing.
     #[command(flatten)]
     pub pacing: PacingArgs,
+    /// One of several generators.
+    #[command(flatten)]
+    pub worker: WorkerArgs,
     /// Goose's own options.
     #[command(flatten)]
     pub goose: GooseConfiguration,
@@ -133,6 +138,9 @@ pub enum Command {
     /// capacity.json): a table of p50/p95/p99, throughput, failure rate and recall per
     /// operation, and exit 3 when NEW is worse than BASE beyond the limits (a CI gate).
     Compare(CompareArgs),
+    /// Merge the report directories of several generators of one run (--worker) into the
+    /// reports of one run: histograms added, never percentiles averaged.
+    Merge(MergeArgs),
 }
 
 /// What a capacity search raises at each step.

@@ -44,6 +44,7 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod db;
+pub mod distributed;
 pub mod engine;
 pub mod load;
 pub mod metrics;
@@ -120,6 +121,19 @@ pub fn run(cli: cli::Cli) -> Exit {
     if let Some(settings) = config::compare_settings(&cli) {
         let result = match settings {
             Ok(s) => compare::run(&s).map_err(|e| (e.to_string(), e.exit())),
+            Err(e) => Err((e.to_string(), Exit::Usage)),
+        };
+        return result.unwrap_or_else(|(message, exit)| {
+            eprintln!("error: {message}");
+            exit
+        });
+    }
+    // `merge` reads report directories and writes reports: no runtime, no server.
+    if let Some(settings) = config::merge_settings(&cli) {
+        let result = match settings {
+            Ok((dirs, reports)) => {
+                distributed::merge::run(&dirs, &reports).map_err(|e| (e.to_string(), e.exit()))
+            }
             Err(e) => Err((e.to_string(), Exit::Usage)),
         };
         return result.unwrap_or_else(|(message, exit)| {

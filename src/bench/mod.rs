@@ -295,6 +295,7 @@ async fn measure(
                 run_id: run_id.clone(),
                 stream,
                 pin_namespace: false,
+                generator: (0, 1),
                 started: Default::default(),
                 metrics: None,
                 schedule: None,

@@ -243,6 +243,7 @@ impl Bench<'_> {
             goose: &goose,
             // Each step prints its own line.
             status: None,
+            generator: (0, 1),
         };
         let metrics = Some(self.metrics.clone());
         let dataset = self.dataset.clone();

@@ -140,7 +140,7 @@ fn check_dashboard(goose: &GooseConfiguration) -> Result<(), ConfigError> {
 }
 
 /// Creates the report directory and proves it writable now, not after ten minutes of load.
-fn ensure_writable(dir: &Path) -> Result<(), ConfigError> {
+pub(super) fn ensure_writable(dir: &Path) -> Result<(), ConfigError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| bad(format!("report directory {}: {e}", dir.display())))?;
     tempfile::NamedTempFile::new_in(dir).map_err(|e| {

@@ -46,6 +46,8 @@ mod compare;
 mod goose_settings;
 mod modes;
 mod pacing;
+mod worker;
+pub use worker::{Worker, INDEX_VARIABLE};
 
 pub use crate::db::Embedded;
 pub use compare::{compare_settings, CompareSettings, Markdown};
@@ -81,6 +83,8 @@ pub struct Config {
     pub reports: Reports,
     /// The Prometheus exporter.
     pub metrics: MetricsSettings,
+    /// One of several generators (`--worker I/N`).
+    pub worker: Option<Worker>,
 }
 
 /// Where the database is.
@@ -151,16 +155,7 @@ impl Config {
             return Err(bad("--pool-timeout must be greater than zero"));
         }
         let statement_timeout = cli.db.statement_timeout.map(whole_millis).transpose()?;
-        if !(0.0..=1.0).contains(&cli.max_failure_share) {
-            return Err(bad(format!(
-                "--max-failure-share must be between 0 and 1 (0.01 = 1 %), got {}",
-                cli.max_failure_share
-            )));
-        }
-        let failure_gate = crate::report::gate::FailureGate {
-            max_share: cli.max_failure_share,
-            exit_code: cli.exit_code_on_error,
-        };
+        let failure_gate = failure_gate(&cli)?;
 
         let is_bench = matches!(cli.command, Some(Command::Bench(_)));
         let (layout, iterative_scans) = index_and_data(&cli.data, is_bench)?;
@@ -179,7 +174,7 @@ impl Config {
             hatch_rate: cli.hatch_rate.is_some() || goose.increase_rate.is_some(),
         };
         let (mut goose, mut profile) = goose_settings(goose, &cli, primary.as_ref())?;
-        let pacing = match &cli.command {
+        let mut pacing = match &cli.command {
             Some(Command::Capacity(_)) => capacity_pacing(&cli.pacing, &mut profile)?,
             command => {
                 let is_load = command.is_none();
@@ -192,6 +187,7 @@ impl Config {
                 )?
             }
         };
+        let worker = worker::worker(&cli, &mut goose, &mut pacing, primary.is_some())?;
 
         let mode = match cli.command {
             None => Mode::Load,
@@ -209,10 +205,11 @@ impl Config {
             Some(Command::Capacity(a)) => {
                 Mode::Capacity(capacity_settings(&a, &cli.pacing, explicit.users)?)
             }
-            // `compare` runs nothing: lib::run takes it to `compare_settings` first.
+            // `compare` and `merge` read files: lib::run takes them elsewhere first.
             Some(Command::Compare(_)) => {
                 return Err(bad("`compare` reads two summaries and runs nothing"))
             }
+            Some(Command::Merge(_)) => return Err(bad("`merge` reads reports and runs nothing")),
         };
         let metrics = metrics_settings(&cli.metrics, &mode)?;
         Ok(Config {
@@ -280,8 +277,41 @@ impl Config {
                 status_interval: cli.status_interval,
             },
             metrics,
+            worker,
         })
     }
+}
+
+/// `merge`'s directories and where (and by what) the merged run is reported, when the command
+/// line is `merge` (None otherwise): it reads files only, so no server is checked.
+pub fn merge_settings(cli: &Cli) -> Option<Result<(Vec<PathBuf>, Reports), ConfigError>> {
+    let Some(Command::Merge(args)) = &cli.command else {
+        return None;
+    };
+    let reports = || -> Result<Reports, ConfigError> {
+        goose_settings::ensure_writable(&cli.report_dir)?;
+        Ok(Reports {
+            dir: cli.report_dir.clone(),
+            profile: profile(cli)?,
+            failure_gate: failure_gate(cli)?,
+            status_interval: cli.status_interval,
+        })
+    };
+    Some(reports().map(|r| (args.dirs.clone(), r)))
+}
+
+/// `--max-failure-share` and `--exit-code-on-error`.
+fn failure_gate(cli: &Cli) -> Result<crate::report::gate::FailureGate, ConfigError> {
+    if !(0.0..=1.0).contains(&cli.max_failure_share) {
+        return Err(bad(format!(
+            "--max-failure-share must be between 0 and 1 (0.01 = 1 %), got {}",
+            cli.max_failure_share
+        )));
+    }
+    Ok(crate::report::gate::FailureGate {
+        max_share: cli.max_failure_share,
+        exit_code: cli.exit_code_on_error,
+    })
 }
 
 /// The profile `--profile` (built in) or `--profile-file` names, if any.

@@ -199,6 +199,23 @@ pub async fn pgvector_version(client: &Client) -> Result<String, SchemaError> {
     Ok(row.map(|r| r.get(0)).unwrap_or_default())
 }
 
+/// Takes the session-level advisory lock that serialises data preparation (schema, seed,
+/// index) among processes on one database; says so when another process holds it.
+pub async fn lock_for_seeding(client: &Client) -> Result<(), SchemaError> {
+    const KEY: &str = "hashtext('pgvector_loadtest_seed')";
+    let got: bool = client
+        .query_one(&format!("SELECT pg_try_advisory_lock({KEY})"), &[])
+        .await?
+        .get(0);
+    if !got {
+        eprintln!("another process is preparing the data on this database: waiting for it ...");
+        client
+            .execute(&format!("SELECT pg_advisory_lock({KEY})"), &[])
+            .await?;
+    }
+    Ok(())
+}
+
 /// Makes sure pgvector is installed and new enough for `iterative_scan` (0.8.0) and `halfvec`
 /// (0.7.0).
 pub async fn ensure_pgvector(

@@ -54,6 +54,9 @@ pub struct Shared {
     /// Each user stays in its namespace (the load test); else every operation picks one at
     /// random (the benchmarks, whose single user must cover all namespaces).
     pub pin_namespace: bool,
+    /// (I, N): generator I of N owns the namespaces n with n % N == I, and its pinned users
+    /// live in those only; (0, 1) for a lone generator.
+    pub generator: (usize, usize),
     /// Users started so far, per scenario (search, bulk): the namespaces are dealt round-robin
     /// within each scenario, so every namespace gets its share of every kind of user.
     pub started: [AtomicUsize; 2],
@@ -103,7 +106,7 @@ pub(crate) fn new_state(shared: &Shared, index: usize, nth: usize) -> UserState 
     // A stable namespace per user, as an agent's memories live in its own namespace.
     UserState {
         index,
-        namespace: nth % shared.dataset.namespace_count(),
+        namespace: owned_namespace(shared, nth),
         reader: index % shared.readers.len().max(1),
         rng: SmallRng::seed_from_u64(
             shared.workload.seed
@@ -111,6 +114,15 @@ pub(crate) fn new_state(shared: &Shared, index: usize, nth: usize) -> UserState 
                 ^ shared.stream.wrapping_mul(0xD1B5_4A32_D192_ED03),
         ),
     }
+}
+
+/// The `nth` of the namespaces this generator owns (round-robin).
+fn owned_namespace(shared: &Shared, nth: usize) -> usize {
+    let (index, count) = shared.generator;
+    let all = shared.dataset.namespace_count();
+    // Checked before the run: every generator owns at least one namespace.
+    let owned = all.saturating_sub(index).div_ceil(count.max(1)).max(1);
+    (index + count * (nth % owned)) % all.max(1)
 }
 
 /// What an operation will send, prepared before the clock starts.

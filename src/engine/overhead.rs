@@ -153,6 +153,7 @@ mod tests {
                     ..HistoryRow::default()
                 },
             )],
+            encoded: Vec::new(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The Goose load test: pools, users, the history sampler, and the run itself.
 
+pub mod reports;
 pub mod scenarios;
 pub mod staged;
 pub mod status;
@@ -132,6 +133,8 @@ pub struct Job<'a> {
     pub goose: &'a GooseConfiguration,
     /// The status line's interval in a log (None: no status line).
     pub status: Option<Duration>,
+    /// (I, N): generator I of N, on its share of the namespaces ((0, 1) alone).
+    pub generator: (usize, usize),
 }
 
 /// Runs the Goose load test against `endpoints`.
@@ -253,8 +256,10 @@ async fn share(
         workload: workload.clone(),
         insert_seq: AtomicU64::new(0),
         run_id: operation::run_id(),
-        stream: 0,
+        // Generators draw different query streams.
+        stream: job.generator.0 as u64,
         pin_namespace: true,
+        generator: job.generator,
         started: Default::default(),
         metrics: observer,
         schedule,

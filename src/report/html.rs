@@ -139,6 +139,13 @@ fn settings(s: &Summary) -> String {
     if let Some(profile) = &s.profile {
         rows.push(("Profile", "profile", profile.clone()));
     }
+    if let Some(g) = &s.generators {
+        let text = match g.index {
+            Some(i) => format!("generator {i} of {} in run {}", g.count, g.run_id),
+            None => format!("{} generators merged, run {}", g.count, g.run_id),
+        };
+        rows.push(("Generators", "generators.count", text));
+    }
     if let Some(o) = &s.schedule {
         let spacing = format!("{:?}", o.spacing).to_lowercase();
         rows.extend([

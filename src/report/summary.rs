@@ -156,6 +156,10 @@ pub struct Summary {
     /// Goose, PostgreSQL and pgvector versions (empty in summaries of earlier versions).
     #[serde(default)]
     pub versions: crate::db::versions::Versions,
+    /// Several generators: the run they share, how many, and this one (absent for a lone
+    /// generator; `index` null in the merged run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generators: Option<Generators>,
     /// Whether the run was stopped by a signal before its planned end.
     pub interrupted: bool,
     /// The profile the run was judged against, if any.
@@ -186,6 +190,17 @@ pub struct Summary {
     pub aggregated: OpSummary,
 }
 
+/// Several generators acting as one test.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Generators {
+    /// The run id they share.
+    pub run_id: String,
+    /// How many.
+    pub count: usize,
+    /// This one's index (None: the merge of all of them).
+    pub index: Option<usize>,
+}
+
 /// Run facts the statistics don't carry.
 #[derive(Debug, Clone)]
 pub struct RunInfo {
@@ -205,6 +220,8 @@ pub struct RunInfo {
     pub max_users: usize,
     /// Goose, PostgreSQL and pgvector.
     pub versions: crate::db::versions::Versions,
+    /// One of several generators, or their merge.
+    pub generators: Option<Generators>,
     /// Stopped by a signal.
     pub interrupted: bool,
 }
@@ -228,6 +245,7 @@ impl Summary {
             index: info.index.clone(),
             max_users: info.max_users,
             versions: info.versions.clone(),
+            generators: info.generators.clone(),
             interrupted: info.interrupted,
             profile: None,
             server: Default::default(),

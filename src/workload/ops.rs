@@ -42,6 +42,11 @@ impl Op {
         Op::BulkInsert,
     ];
 
+    /// The operation named `name` (as [`Op::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|op| op.name() == name)
+    }
+
     /// The name used in Goose, the CSVs and the summary (the original Locust task names).
     pub fn name(self) -> &'static str {
         match self {

@@ -146,3 +146,35 @@ async fn unknown_layout_is_refused() {
     assert!(line.contains("hash:N"), "{line}");
     assert_no_reports(&reports);
 }
+
+/// Every option the Kubernetes manifests pass exists: the load test's, `setup`'s and
+/// `merge`'s help name it (a renamed flag would fail every pod at start).
+#[tokio::test]
+async fn the_kubernetes_manifests_pass_only_options_that_exist() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes");
+    let mut help = String::new();
+    for args in [&["--help"][..], &["setup", "--help"], &["merge", "--help"]] {
+        help.push_str(&run_bin(args, &[]).await.expect_code(0).stdout());
+    }
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).expect("deploy/kubernetes") {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for flag in text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- --"))
+            .map(|f| f.split(['=', ' ']).next().unwrap_or_default())
+        {
+            assert!(
+                help.contains(&format!("--{flag}")),
+                "{} passes --{flag}, which no help names",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} options found in the manifests"
+    );
+}

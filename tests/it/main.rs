@@ -20,6 +20,7 @@ mod faults;
 mod filter;
 mod fuzz;
 mod gate;
+mod generators;
 mod interrupts;
 mod load;
 mod metrics;

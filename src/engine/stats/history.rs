@@ -21,6 +21,8 @@ pub struct HistoryRow {
     pub count: u64,
     /// Failures during the interval.
     pub failed: u64,
+    /// Bytes of result rows received during the interval.
+    pub bytes: u64,
     /// Latency percentiles over the interval ([`QUANTILES`]), µs; None when nothing ran.
     pub percentiles: Option<[u64; 11]>,
     /// Attempts since the start.
@@ -40,7 +42,13 @@ pub struct HistoryRow {
 }
 
 impl HistoryRow {
-    fn new(interval: &Histogram<u64>, counted: Counts, t: &Histogram<u64>, total: Counts) -> Self {
+    /// A row from the interval's response times and counts, and those since the start.
+    pub fn new(
+        interval: &Histogram<u64>,
+        counted: Counts,
+        t: &Histogram<u64>,
+        total: Counts,
+    ) -> Self {
         let mut percentiles = [0; 11];
         // One pass over the counts for all of them, with value_at_percentile's results.
         for (p, v) in percentiles
@@ -52,6 +60,7 @@ impl HistoryRow {
         HistoryRow {
             count: counted.count,
             failed: counted.failed,
+            bytes: counted.bytes,
             percentiles: (!interval.is_empty()).then_some(percentiles),
             total_count: total.count,
             total_failed: total.failed,
@@ -70,14 +79,18 @@ impl HistoryRow {
 
 /// Attempts, failures and bytes of one operation (or all), for the history.
 #[derive(Debug, Clone, Copy, Default)]
-struct Counts {
-    count: u64,
-    failed: u64,
-    bytes: u64,
+pub struct Counts {
+    /// Attempts.
+    pub count: u64,
+    /// Failed attempts.
+    pub failed: u64,
+    /// Bytes of result rows received.
+    pub bytes: u64,
 }
 
 impl Counts {
-    fn add(&mut self, other: Counts) {
+    /// Adds `other`.
+    pub fn add(&mut self, other: Counts) {
         self.count += other.count;
         self.failed += other.failed;
         self.bytes += other.bytes;
@@ -103,6 +116,9 @@ pub struct HistorySample {
     pub interval: Duration,
     /// Per operation that has run so far (by [`Op::ALL`] order), then the aggregate.
     pub rows: Vec<(Option<Op>, HistoryRow)>,
+    /// The interval's response times of each operation that finished something, as
+    /// HdrHistogram V2 deflate bytes (a few hundred bytes each): `history.hlog`'s intervals.
+    pub encoded: Vec<(Op, Vec<u8>)>,
 }
 
 /// What the report charts over time besides the history, as (seconds since the history's start,
@@ -193,11 +209,17 @@ impl HistorySampler {
             .map(|op| (Some(*op), row(op.index())))
             .collect();
         rows.push((None, row(ALL)));
+        let encoded = Op::ALL
+            .iter()
+            .filter(|op| !self.interval[op.index()].is_empty())
+            .filter_map(|op| Some((*op, super::hlog::encode(&self.interval[op.index()])?)))
+            .collect();
         let sample = HistorySample {
             unix_time: unix_now(),
             users: self.hub.users(),
             interval: self.previous_at.elapsed(),
             rows,
+            encoded,
         };
         for h in self.interval.iter_mut().filter(|h| !h.is_empty()) {
             h.reset();

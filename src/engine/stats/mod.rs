@@ -80,7 +80,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// When a failure class was counted, and how often.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FailureCount {
     /// Occurrences.
     pub count: u64,
@@ -397,8 +397,11 @@ impl StatsHub {
 }
 
 mod history;
+pub mod hlog;
 
-pub use history::{sample_history, HistoryRow, HistorySample, HistorySampler, Timeline, QUANTILES};
+pub use history::{
+    sample_history, Counts, HistoryRow, HistorySample, HistorySampler, Timeline, QUANTILES,
+};
 
 #[cfg(test)]
 mod tests;

@@ -60,6 +60,7 @@ fn row_from_snapshots(interval: &OpStats, total: &OpStats) -> HistoryRow {
     HistoryRow {
         count: interval.count(),
         failed: interval.failed,
+        bytes: interval.bytes,
         percentiles: (!h.is_empty()).then(|| QUANTILES.map(|q| h.value_at_percentile(q))),
         total_count: total.count(),
         total_failed: total.failed,
