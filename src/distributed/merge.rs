@@ -279,8 +279,7 @@ fn snapshot_add(snapshot: &mut Snapshot, part: &Part) -> Result<(), MergeError> 
             file: RECORD_FILE.into(),
             what: format!("unknown operation '{}'", counters.operation),
         })?;
-        let mut stats = crate::engine::stats::OpStats::default();
-        counters.fill(&mut stats);
+        let mut stats = counters.stats.clone();
         for (kind, h) in
             KINDS
                 .iter()

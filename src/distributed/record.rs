@@ -12,7 +12,7 @@ use super::Worker;
 use crate::db::versions::Versions;
 use crate::engine::arrivals::ScheduleReport;
 use crate::engine::overhead::Overhead;
-use crate::engine::stats::{FailureCount, OpStats};
+use crate::engine::stats::OpStats;
 use crate::load::LoadResult;
 use crate::report::summary::RunInfo;
 use crate::report::verdict::ServerFigures;
@@ -24,7 +24,7 @@ pub const RECORD_FILE: &str = "worker.json";
 pub const FORMAT: u32 = 1;
 
 /// One generator's counters.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerRecord {
     /// [`FORMAT`].
     pub format: u32,
@@ -71,54 +71,13 @@ pub struct WorkerRecord {
 }
 
 /// One operation's counters (its histograms are in `histograms.hlog`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpCounters {
     /// Operation name.
     pub operation: String,
-    /// Successful attempts.
-    pub ok: u64,
-    /// Failed attempts.
-    pub failed: u64,
-    /// Rows returned or written.
-    pub rows: u64,
-    /// Searches with fewer than k rows.
-    pub short: u64,
-    /// Attempts with no row.
-    pub empty: u64,
-    /// Bytes of result rows.
-    pub bytes: u64,
-    /// Distinct namespaces of searches, summed.
-    pub namespaces: u64,
-    /// Failures by class, with first and last seen.
-    pub failures: BTreeMap<String, FailureCount>,
-}
-
-impl OpCounters {
-    fn of(op: Op, s: &OpStats) -> OpCounters {
-        OpCounters {
-            operation: op.name().to_string(),
-            ok: s.ok,
-            failed: s.failed,
-            rows: s.rows,
-            short: s.short,
-            empty: s.empty,
-            bytes: s.bytes,
-            namespaces: s.namespaces,
-            failures: s.failures.clone(),
-        }
-    }
-
-    /// Into `s` (whose histograms are set apart).
-    pub fn fill(&self, s: &mut OpStats) {
-        s.ok = self.ok;
-        s.failed = self.failed;
-        s.rows = self.rows;
-        s.short = self.short;
-        s.empty = self.empty;
-        s.bytes = self.bytes;
-        s.namespaces = self.namespaces;
-        s.failures = self.failures.clone();
-    }
+    /// Its counters and failures by class (histograms left out).
+    #[serde(flatten)]
+    pub stats: OpStats,
 }
 
 /// One second of the history.
@@ -148,7 +107,10 @@ impl WorkerRecord {
         let operations = Op::ALL
             .iter()
             .filter(|op| result.snapshot.op(**op).count() > 0)
-            .map(|op| OpCounters::of(*op, result.snapshot.op(*op)))
+            .map(|op| OpCounters {
+                operation: op.name().to_string(),
+                stats: result.snapshot.op(*op).clone(),
+            })
             .collect();
         let mut start = 0.0;
         let history = result

@@ -106,15 +106,19 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Statistics of one operation (or of all of them, aggregated).
-#[derive(Debug, Clone)]
+/// Statistics of one operation (or of all of them, aggregated). Serialised (in a generator's
+/// `worker.json`) without its histograms, which go to HdrHistogram interval logs.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OpStats {
     /// Response time (pool wait + query) of every attempt, failed ones included (as Locust
     /// counts them), µs: the headline latency of every report.
+    #[serde(skip, default = "histogram")]
     pub latency: Histogram<u64>,
     /// Service time (the query alone) of every attempt that reached the server, µs.
+    #[serde(skip, default = "histogram")]
     pub service: Histogram<u64>,
     /// Pool wait of every attempt, µs.
+    #[serde(skip, default = "histogram")]
     pub pool_wait: Histogram<u64>,
     /// Attempts that succeeded.
     pub ok: u64,
