@@ -367,6 +367,23 @@ async fn create(
     spec: &TableSpec,
     namespaces: &[String],
 ) -> Result<(), SchemaError> {
+    let citus: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
+            &[],
+        )
+        .await?
+        .get(0);
+    client
+        .batch_execute(&create_sql(spec, namespaces, citus))
+        .await?;
+    Ok(())
+}
+
+/// The statements that create the table: with Citus, the single layout becomes a distributed
+/// table on `namespace` (single-namespace searches route to one shard; cross-namespace ones
+/// run on several shards and merge on the coordinator).
+pub fn create_sql(spec: &TableSpec, namespaces: &[String], citus: bool) -> String {
     let columns = format!(
         "namespace text NOT NULL,
          key text NOT NULL,
@@ -407,18 +424,10 @@ async fn create(
             s
         }
     };
-    let citus: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
-            &[],
-        )
-        .await?
-        .get(0);
     if citus && spec.layout == Layout::Single {
         sql.push_str("SELECT create_distributed_table('memory_entries', 'namespace');");
     }
-    client.batch_execute(&sql).await?;
-    Ok(())
+    sql
 }
 
 async fn record(
@@ -501,6 +510,33 @@ mod tests {
         assert_eq!(Layout::Hash(8).to_string(), "hash:8");
         assert!("hash:0".parse::<Layout>().is_err());
         assert!("range".parse::<Layout>().is_err());
+    }
+
+    /// The Citus path, checked where Citus is absent: the single layout is distributed on
+    /// namespace (the generators' share of namespaces then maps onto shards); without Citus,
+    /// or with a partitioned layout, nothing is distributed.
+    #[test]
+    fn with_citus_the_single_layout_is_distributed_on_namespace() {
+        let spec = |layout| TableSpec {
+            layout,
+            dim: 384,
+            m: 16,
+            ef_construction: 64,
+            vector_type: VectorType::Vector,
+            distance: Distance::Cosine,
+            index: IndexKind::Hnsw,
+            lists: 100,
+        };
+        let namespaces = vec!["ns_000".to_string(), "ns_001".to_string()];
+        let distributed = "SELECT create_distributed_table('memory_entries', 'namespace');";
+        let sql = create_sql(&spec(Layout::Single), &namespaces, true);
+        assert!(sql.starts_with("CREATE TABLE memory_entries ("), "{sql}");
+        assert!(sql.contains("PRIMARY KEY (namespace, key)"), "{sql}");
+        assert!(sql.ends_with(distributed), "{sql}");
+        assert!(!create_sql(&spec(Layout::Single), &namespaces, false).contains(distributed));
+        let list = create_sql(&spec(Layout::List), &namespaces, true);
+        assert!(!list.contains(distributed), "{list}");
+        assert!(list.contains("FOR VALUES IN ('ns_001')"), "{list}");
     }
 
     #[test]
