@@ -294,6 +294,12 @@ async fn run_load(
             .worker
             .as_ref()
             .map_or((0, 1), |w| (w.index, w.count)),
+        events: &config.events,
+        table: &config.data.table,
+        // One generator probes for the whole test.
+        visibility: config
+            .visibility
+            .filter(|_| config.worker.as_ref().is_none_or(|w| w.index == 0)),
     };
     let result = load::run(job, endpoints, dataset.clone(), sidecar.client(), shutdown).await?;
     let (table, session) = (&config.data.table, &config.connections.session);

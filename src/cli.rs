@@ -8,9 +8,11 @@ use goose::config::GooseConfiguration;
 
 mod compare;
 mod data;
+mod events;
 mod worker;
 pub use compare::CompareArgs;
 pub use data::DataArgs;
+pub use events::EventArgs;
 pub use worker::{MergeArgs, WorkerArgs};
 
 /// Load-test, benchmark and monitor PostgreSQL + pgvector.
@@ -109,6 +111,9 @@ pub struct Cli {
     /// One of several generators.
     #[command(flatten)]
     pub worker: WorkerArgs,
+    /// Maintenance events and the visibility probe.
+    #[command(flatten)]
+    pub events: EventArgs,
     /// Goose's own options.
     #[command(flatten)]
     pub goose: GooseConfiguration,

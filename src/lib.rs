@@ -46,6 +46,7 @@ pub mod config;
 pub mod db;
 pub mod distributed;
 pub mod engine;
+pub mod events;
 pub mod load;
 pub mod metrics;
 pub mod profile;

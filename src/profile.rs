@@ -62,6 +62,9 @@ pub enum Metric {
     PoolUsagePct,
     /// Mean recall@k of the searches sampled under load (0 to 1), against exact ground truth.
     RecallMean,
+    /// 95th percentile of the time a row written on the primary takes to be visible on a
+    /// replica (the slowest replica's), ms.
+    VisibilityP95Ms,
 }
 
 impl Metric {
@@ -76,6 +79,7 @@ impl Metric {
                 | Metric::MaxMs
                 | Metric::ReplicationLagS
                 | Metric::PoolUsagePct
+                | Metric::VisibilityP95Ms
         )
     }
 
@@ -88,6 +92,7 @@ impl Metric {
                 | Metric::ReplicationLagS
                 | Metric::PoolUsagePct
                 | Metric::RecallMean
+                | Metric::VisibilityP95Ms
         )
     }
 }
@@ -186,6 +191,8 @@ pub struct Profile {
     pub objectives: Vec<Objective>,
     /// `[compare]`: the limits of `compare` (empty when the table is absent).
     pub compare: regression::LimitSettings,
+    /// `[[event]]`: maintenance events during the load.
+    pub events: Vec<crate::events::EventSpec>,
 }
 
 #[derive(Deserialize)]
@@ -202,6 +209,44 @@ struct RawProfile {
     #[serde(default)]
     objective: Vec<RawObjective>,
     compare: Option<RawCompare>,
+    #[serde(default)]
+    event: Vec<RawEvent>,
+}
+
+/// `[[event]]`: a maintenance event during the load.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent {
+    at: String,
+    action: String,
+    /// vacuum, vacuum_analyze, analyze: a partition.
+    target: Option<String>,
+    /// create_index_concurrently.
+    m: Option<u32>,
+    ef_construction: Option<u32>,
+    /// replica_stop, replica_start: 1-based.
+    replica: Option<usize>,
+    /// sql.
+    statement: Option<String>,
+}
+
+impl RawEvent {
+    fn parse(self) -> Result<crate::events::EventSpec, String> {
+        let index = [
+            self.m.map(|m| format!("m={m}")),
+            self.ef_construction.map(|e| format!("ef_construction={e}")),
+        ];
+        let index: Vec<String> = index.into_iter().flatten().collect();
+        let argument = self
+            .target
+            .or(self.statement)
+            .or(self.replica.map(|r| r.to_string()))
+            .or((!index.is_empty()).then(|| index.join(",")));
+        Ok(crate::events::EventSpec {
+            at: crate::events::parse_at(&self.at)?,
+            action: crate::events::Action::parse(&self.action, argument.as_deref())?,
+        })
+    }
 }
 
 /// `[compare]`: `max_regression` and per-metric limits, each `"10%"` or `0.1`.
@@ -339,6 +384,15 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
     }
     check_pacing(&raw).map_err(err)?;
     let compare = compare_limits(raw.compare).map_err(err)?;
+    let events = raw
+        .event
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            e.parse()
+                .map_err(|what| err(format!("event {}: {what}", i + 1)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut objectives = Vec::new();
     for (i, o) in raw.objective.into_iter().enumerate() {
         let at =
@@ -406,6 +460,7 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
         think_time: raw.think_time,
         objectives,
         compare,
+        events,
     })
 }
 

@@ -178,6 +178,7 @@ fn latency_chart(r: &CalibrationReport) -> String {
         y_desc: "ms",
         x_label: charts::percentile_label,
         x_ticks: 3,
+        bands: &[],
     };
     format!("<h2>Latency</h2>\n{}", figure(&chart, &series))
 }

@@ -244,6 +244,9 @@ impl Bench<'_> {
             // Each step prints its own line.
             status: None,
             generator: (0, 1),
+            events: &[],
+            table: self.job.table,
+            visibility: None,
         };
         let metrics = Some(self.metrics.clone());
         let dataset = self.dataset.clone();

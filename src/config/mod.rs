@@ -43,6 +43,7 @@ pub enum Mode {
 }
 
 mod compare;
+mod events;
 mod goose_settings;
 mod modes;
 mod pacing;
@@ -85,6 +86,10 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// One of several generators (`--worker I/N`).
     pub worker: Option<Worker>,
+    /// Maintenance events during the load test, in time order.
+    pub events: Vec<crate::events::EventSpec>,
+    /// With replicas: the visibility probe's interval (None: off).
+    pub visibility: Option<std::time::Duration>,
 }
 
 /// Where the database is.
@@ -188,6 +193,8 @@ impl Config {
             }
         };
         let worker = worker::worker(&cli, &mut goose, &mut pacing, primary.is_some())?;
+        let events = events::events(&cli, profile.as_ref(), &goose, worker.as_ref())?;
+        let visibility = Some(cli.events.visibility_interval).filter(|d| !d.is_zero());
 
         let mode = match cli.command {
             None => Mode::Load,
@@ -278,6 +285,8 @@ impl Config {
             },
             metrics,
             worker,
+            events,
+            visibility,
         })
     }
 }

@@ -33,7 +33,8 @@ pub struct Endpoints {
     pub primary: Target,
     /// Read endpoints.
     pub replicas: Vec<Target>,
-    servers: Vec<EmbeddedServer>,
+    // The embedded primary first, then its replicas; locked only to stop or start one.
+    servers: tokio::sync::Mutex<Vec<EmbeddedServer>>,
 }
 
 /// Why the endpoints could not be opened.
@@ -65,7 +66,7 @@ impl Endpoints {
             return Ok(Endpoints {
                 primary: primary.clone(),
                 replicas: given_replicas.to_vec(),
-                servers: Vec::new(),
+                servers: Default::default(),
             });
         }
         let pg_bin = embedded.pg_bin.clone().or_else(local_pg_bin);
@@ -106,13 +107,14 @@ impl Endpoints {
         Ok(Endpoints {
             primary: primary_target,
             replicas,
-            servers,
+            servers: tokio::sync::Mutex::new(servers),
         })
     }
 
     /// Stops the embedded servers this run started, replicas first.
-    pub async fn shutdown(mut self) {
-        while let Some(server) = self.servers.pop() {
+    pub async fn shutdown(self) {
+        let mut servers = self.servers.into_inner();
+        while let Some(server) = servers.pop() {
             if let Err(e) = server.stop().await {
                 eprintln!("warning: stopping embedded server: {e}");
             }
@@ -121,7 +123,27 @@ impl Endpoints {
 
     /// Whether the primary is the embedded server.
     pub fn is_embedded(&self) -> bool {
-        !self.servers.is_empty()
+        self.servers.try_lock().map_or(true, |s| !s.is_empty())
+    }
+
+    /// Stops (`running` false) or starts again embedded server `i` (0: the primary, 1…: its
+    /// replicas) in place. Only servers this run started can be stopped.
+    pub async fn set_running(&self, i: usize, running: bool) -> Result<(), String> {
+        let mut servers = self.servers.lock().await;
+        let count = servers.len();
+        let server = servers.get_mut(i).ok_or_else(|| {
+            if count == 0 {
+                "only the embedded servers this run started can be stopped and started".to_string()
+            } else {
+                format!("no embedded server {i}: this run has {count} (0 is the primary)")
+            }
+        })?;
+        let done = if running {
+            server.restart().await
+        } else {
+            server.halt().await
+        };
+        done.map_err(|e| e.to_string())
     }
 }
 

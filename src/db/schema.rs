@@ -493,6 +493,11 @@ pub async fn finish(client: &Client, spec: &TableSpec, dataset: &str) -> Result<
     Ok(())
 }
 
+/// Quotes a name as an SQL identifier.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
 /// Quotes a string as an SQL literal (namespace names come from our own generator, but a
 /// file-based dataset could name them anything).
 pub fn quote_literal(s: &str) -> String {

@@ -268,6 +268,9 @@ fn combine(parts: &[Part]) -> Result<(RunInfo, LoadResult), MergeError> {
         max_users: info.max_users,
         thresholds_failed: None,
         interrupted: info.interrupted,
+        // Generator 0 ran the events and the visibility probe for the whole test.
+        events: records.iter().flat_map(|r| r.events.clone()).collect(),
+        probes: records.iter().flat_map(|r| r.probes.clone()).collect(),
     };
     Ok((info, result))
 }
@@ -422,6 +425,8 @@ fn server(records: &[&WorkerRecord], timeline: &Timeline) -> ServerFigures {
         pool_usage_pct: max(|s| s.pool_usage_pct),
         recall_mean: (!samples.is_empty())
             .then(|| samples.iter().map(|s| s.2).sum::<f64>() / samples.len() as f64),
+        // Each generator probed the same replicas: the worst of theirs.
+        visibility_p95_ms: max(|s| s.visibility_p95_ms),
     }
 }
 

@@ -68,6 +68,12 @@ pub struct WorkerRecord {
     pub pool_usage_pct: Vec<(f64, f64)>,
     /// (seconds since the history's start, operation, recall@k).
     pub recall: Vec<(f64, String, f64)>,
+    /// The maintenance events it ran (generator 0 runs them for the whole test).
+    #[serde(default)]
+    pub events: Vec<crate::events::run::EventRecord>,
+    /// Its visibility probes (generator 0's).
+    #[serde(default)]
+    pub probes: Vec<crate::events::visibility::Probe>,
 }
 
 /// One operation's counters (its histograms are in `histograms.hlog`).
@@ -164,6 +170,8 @@ impl WorkerRecord {
                 .iter()
                 .map(|(t, op, r)| (*t, op.name().to_string(), *r))
                 .collect(),
+            events: result.events.clone(),
+            probes: result.probes.clone(),
         }
     }
 

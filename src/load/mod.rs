@@ -18,12 +18,16 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ReadFrom;
 use crate::config::{Connections, Workload};
 use crate::db::pool::{self, Pool};
+use crate::db::schema::TableSpec;
 use crate::db::target::ConnectError;
 use crate::db::Endpoints;
 use crate::engine::arrivals::{Pacing, Schedule, ScheduleReport};
 use crate::engine::operation::{self, Shared};
 use crate::engine::overhead;
 use crate::engine::stats::{self, HistorySample, Snapshot, StatsHub};
+use crate::events::{
+    self, run::EventRecord, visibility, visibility::Probe, visibility::Probing, EventSpec,
+};
 use crate::shutdown::Shutdown;
 use crate::workload::dataset::Dataset;
 use crate::Exit;
@@ -50,6 +54,10 @@ pub struct LoadResult {
     pub overhead: overhead::Overhead,
     /// The open model: what became of the arrivals.
     pub schedule: Option<ScheduleReport>,
+    /// What each maintenance event did, and when.
+    pub events: Vec<EventRecord>,
+    /// The visibility probes on the replicas.
+    pub probes: Vec<Probe>,
 }
 
 /// Why the load test could not run.
@@ -135,6 +143,12 @@ pub struct Job<'a> {
     pub status: Option<Duration>,
     /// (I, N): generator I of N, on its share of the namespaces ((0, 1) alone).
     pub generator: (usize, usize),
+    /// Maintenance events to run during the load.
+    pub events: &'a [EventSpec],
+    /// The table (its index, for the events that rebuild it).
+    pub table: &'a TableSpec,
+    /// With replicas: how often the visibility probe writes a row (None: no probe).
+    pub visibility: Option<Duration>,
 }
 
 /// Runs the Goose load test against `endpoints`.
@@ -160,8 +174,29 @@ pub async fn run(
         let run_time = goose.run_time.as_deref().and_then(run_time);
         status::Status::new(hub.clone(), shared.schedule.clone(), run_time, every)
     });
-    let beside = Beside::start(&shared, endpoints, connections.pool_size, status);
+    let probing = job
+        .visibility
+        .filter(|_| !endpoints.replicas.is_empty())
+        .map(|every| Probing {
+            primary: endpoints.primary.clone(),
+            replicas: endpoints.replicas.clone(),
+            dataset: shared.dataset.clone(),
+            embedding: job.workload.embedding,
+            origin: Instant::now(),
+            every,
+        });
+    let beside = Beside::start(&shared, endpoints, connections.pool_size, status, probing);
     let beside_origin = beside.origin;
+    let on_change = recall.clone().map(|m| {
+        Arc::new(move |action: &str, on: bool| m.set_event_active(action, on))
+            as events::run::OnChange
+    });
+    let events = events::run::Context {
+        endpoints,
+        table: job.table,
+        origin: beside_origin,
+        on_change,
+    };
     if let Some(schedule) = &shared.schedule {
         // A signal ends the schedule too: users waiting for an arrival return.
         let (schedule, signal) = (schedule.clone(), shutdown.token());
@@ -172,7 +207,16 @@ pub async fn run(
     }
     let started = Instant::now();
     let cpu_before = overhead::self_cpu();
-    let outcome = attack.execute().await;
+    let load_done = CancellationToken::new();
+    let attack = async {
+        let outcome = attack.execute().await;
+        load_done.cancel();
+        outcome
+    };
+    let (outcome, events) = tokio::join!(
+        attack,
+        events::run::run(job.events, &events, load_done.clone())
+    );
     let cpu = overhead::self_cpu().saturating_sub(cpu_before);
     let wall = started.elapsed();
     if let Err(e) = staged.commit() {
@@ -183,11 +227,15 @@ pub async fn run(
     // --dashboard, the wait for Ctrl-C.
     let span = hub.active_span();
     let elapsed = if span.is_zero() { wall } else { span };
-    let (history, mut server, mut timeline) = beside.stop().await;
+    let (history, mut server, mut timeline, probes) = beside.stop().await;
     if let Some(m) = &recall {
         server.recall_mean = m.take_recall_mean();
         timeline.recall = m.take_recall_samples(beside_origin);
     }
+    server.visibility_p95_ms = visibility::summarize(&probes)
+        .iter()
+        .map(|r| r.p95_ms)
+        .reduce(f64::max);
     // A signal after every user finished only ended the dashboard's idle wait: the run itself
     // completed. (Goose's killswitch is its own process-wide flag, set by our signal handler.)
     let finished_first = match (hub.all_stopped_at(), shutdown.triggered_at()) {
@@ -216,6 +264,8 @@ pub async fn run(
         server,
         overhead,
         schedule: shared.schedule.as_ref().map(|s| s.report()),
+        events,
+        probes,
     })
 }
 
@@ -339,6 +389,7 @@ struct Beside {
     origin: Instant,
     sampler: tokio::task::JoinHandle<Vec<HistorySample>>,
     watcher: tokio::task::JoinHandle<(crate::report::verdict::ServerFigures, Vec<(f64, f64)>)>,
+    probe: Option<tokio::task::JoinHandle<Vec<Probe>>>,
 }
 
 impl Beside {
@@ -347,9 +398,14 @@ impl Beside {
         endpoints: &Endpoints,
         pool_size: u32,
         mut status: Option<status::Status>,
+        probing: Option<Probing>,
     ) -> Beside {
         let stop = CancellationToken::new();
         let origin = Instant::now();
+        let probe = probing.map(|mut p| {
+            p.origin = origin;
+            tokio::spawn(visibility::run(p, stop.clone()))
+        });
         let second = Duration::from_secs(1);
         let sampler = stats::sample_history(shared.hub.clone(), second, stop.clone(), move |s| {
             match (s, &mut status) {
@@ -365,6 +421,7 @@ impl Beside {
         Beside {
             stop,
             origin,
+            probe,
             sampler: tokio::spawn(sampler),
             watcher: tokio::spawn(watcher),
         }
@@ -376,6 +433,7 @@ impl Beside {
         Vec<HistorySample>,
         crate::report::verdict::ServerFigures,
         stats::Timeline,
+        Vec<Probe>,
     ) {
         self.stop.cancel();
         let history = self.sampler.await.unwrap_or_default();
@@ -384,6 +442,10 @@ impl Beside {
             pool_usage_pct,
             recall: Vec::new(),
         };
-        (history, server, timeline)
+        let probes = match self.probe {
+            Some(p) => p.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        (history, server, timeline, probes)
     }
 }

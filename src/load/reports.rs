@@ -3,6 +3,7 @@
 
 use crate::config::Reports;
 use crate::engine::stats::hlog;
+use crate::events::{visibility, windows};
 use crate::load::LoadResult;
 use crate::report::gate::GateVerdict;
 use crate::report::summary::{RunInfo, Summary};
@@ -48,6 +49,13 @@ pub fn write(
     summary.server = result.server.clone();
     summary.overhead = Some(result.overhead.clone());
     summary.schedule = result.schedule.clone();
+    let measured = windows::Measured {
+        history: &result.history,
+        timeline: &result.timeline,
+        probes: &result.probes,
+    };
+    summary.events = windows::attribute(&result.events, &measured);
+    summary.visibility = visibility::summarize(&result.probes);
     if let Some(profile) = profile {
         summary.profile = Some(profile.source.clone());
         summary.objectives =

@@ -50,6 +50,7 @@ pub async fn watch(
             .map(|ratio| ratio * 100.0),
         replication_lag_s: seen.max_lag,
         recall_mean: None,
+        visibility_p95_ms: None,
     };
     (figures, usage)
 }

@@ -76,6 +76,7 @@ pub struct ClientMetrics {
     pool_wait: HistogramVec,
     recall: GaugeVec,
     recall_samples: IntCounterVec,
+    event_active: prometheus::IntGaugeVec,
     pools: Arc<PoolGauges>,
     schedule: super::schedule::Slot,
     // Every recall sample since the last `take_recall_mean`: sum and count.
@@ -142,6 +143,13 @@ impl ClientMetrics {
                 ),
                 &["operation"],
             )?,
+            event_active: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "event_active",
+                    "1 while a scheduled maintenance event of the load test runs (VACUUM, REINDEX, …)",
+                ),
+                &["action"],
+            )?,
             pools: Arc::new(PoolGauges::new()?),
             schedule: Arc::new(Mutex::new(None)),
             recall_tally: Mutex::new((0.0, 0)),
@@ -160,8 +168,19 @@ impl ClientMetrics {
         registry.register(Box::new(metrics.pool_wait.clone()))?;
         registry.register(Box::new(metrics.recall.clone()))?;
         registry.register(Box::new(metrics.recall_samples.clone()))?;
+        registry.register(Box::new(metrics.event_active.clone()))?;
         registry.register(Box::new(SharedCollector(metrics.pools.clone())))?;
         Ok(Arc::new(metrics))
+    }
+
+    /// `event_active{action}`: 1 while such an event runs.
+    pub fn set_event_active(&self, action: &str, active: bool) {
+        let gauge = self.event_active.with_label_values(&[action]);
+        if active {
+            gauge.inc();
+        } else {
+            gauge.dec();
+        }
     }
 
     /// Sets `vector_search_recall{operation}`: the benchmark suite calls this with each

@@ -52,6 +52,8 @@ pub struct Chart<'a> {
     pub x_label: fn(&f64) -> String,
     /// How many x ticks at most.
     pub x_ticks: usize,
+    /// Shaded spans of x (maintenance events), behind the lines.
+    pub bands: &'a [(f64, f64)],
 }
 
 /// Seconds since the start of the run at each sample (the end of its interval).
@@ -258,6 +260,14 @@ fn draw(svg: &mut String, chart: &Chart, series: &[Series]) {
         .x_label_formatter(&chart.x_label)
         .x_labels(chart.x_ticks)
         .draw();
+    let (y0, y1) = (plot.y_range().start, plot.y_range().end);
+    let shade = RGBColor(255, 170, 0).mix(0.18).filled();
+    let _ = plot.draw_series(
+        chart
+            .bands
+            .iter()
+            .map(|(a, b)| Rectangle::new([(*a, y0), (b.max(a + 0.3), y1)], shade)),
+    );
     for (i, s) in series.iter().enumerate() {
         let (r, g, b) = PALETTE[i % PALETTE.len()];
         let color = RGBColor(r, g, b).to_rgba();
@@ -332,6 +342,7 @@ mod tests {
             y_desc: "ops/s",
             x_label: seconds_label,
             x_ticks: 10,
+            bands: &[],
         };
         let svg = line_chart(&chart, &series);
         assert!(svg.starts_with("<svg data-points=\"3\" "), "{svg}");

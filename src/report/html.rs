@@ -62,11 +62,17 @@ pub fn write(w: &mut dyn Write, summary: &Summary, charted: &Charted) -> std::io
 
 /// The whole page.
 pub fn page(summary: &Summary, charted: &Charted) -> String {
+    let bands: Vec<(f64, f64)> = summary
+        .events
+        .iter()
+        .filter_map(|e| Some((e.record.started_s?, e.record.ended_s?)))
+        .collect();
     let body = [
         settings(summary),
         verdicts(summary),
         operations(summary),
-        history_charts(charted.history, charted.timeline),
+        events(summary),
+        history_charts(charted.history, charted.timeline, &bands),
         spectrum(charted.snapshot),
     ];
     document(
@@ -399,6 +405,89 @@ fn operations(s: &Summary) -> String {
     )
 }
 
+/// Each event's latency, throughput, failures and recall before, during and after it
+/// (`events.I.windows.W.…` in the summary), and each replica's visibility delays.
+fn events(s: &Summary) -> String {
+    if s.events.is_empty() && s.visibility.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<h2>Events</h2>\n<p class=\"note\">Each maintenance event's windows: before it (from \
+         the previous event's end), during it, and after it until the p95 of all operations is \
+         back within 10 % of before. The charts over time shade each event.</p>\n<table>\n\
+         <tr><th>event</th><th>outcome</th><th>window</th><th>from s</th><th>to s</th>\
+         <th>ops/s</th><th>failed</th><th>p50</th><th>p95</th><th>p99</th><th>recall</th>\
+         <th>visibility p95</th></tr>\n",
+    );
+    for (i, e) in s.events.iter().enumerate() {
+        let Some(ws) = &e.windows else {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td colspan=\"10\">-</td></tr>",
+                escape(&e.record.label),
+                escape(&e.record.outcome)
+            );
+            continue;
+        };
+        for (name, w) in [
+            ("before", &ws.before),
+            ("during", &ws.during),
+            ("after", &ws.after),
+        ] {
+            let key = |field: &str| format!("events.{i}.windows.{name}.{field}");
+            let opt = |v: Option<f64>, d: usize| v.map_or("-".into(), |v| format!("{v:.d$}"));
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{name}</td><td class=\"n\">{:.1}</td>\
+                 <td class=\"n\">{:.1}</td><td class=\"n\">{:.1}</td>\
+                 <td class=\"n\" data-key=\"{}\">{}</td><td class=\"n\">{:.3}</td>\
+                 <td class=\"n\" data-key=\"{}\">{:.3}</td><td class=\"n\">{:.3}</td>\
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                escape(&e.record.label),
+                escape(&e.record.outcome),
+                w.from_s,
+                w.to_s,
+                w.all.throughput_per_s,
+                key("all.failed"),
+                w.all.failed,
+                w.all.p50_ms,
+                key("all.p95_ms"),
+                w.all.p95_ms,
+                w.all.p99_ms,
+                opt(w.recall_mean, 3),
+                opt(w.visibility_p95_ms, 2),
+            );
+        }
+    }
+    out.push_str("</table>\n");
+    if !s.visibility.is_empty() {
+        out.push_str(
+            "<h3>Read-your-writes on replicas</h3>\n<table>\n<tr><th>replica</th><th>probes</th>\
+             <th>p50 ms</th><th>p95 ms</th><th>max ms</th><th>first read missed</th>\
+             <th>never visible</th><th>search p95 ms</th></tr>\n",
+        );
+        for (i, v) in s.visibility.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.2}</td>\
+                 <td class=\"n\" data-key=\"visibility.{i}.p95_ms\">{:.2}</td>\
+                 <td class=\"n\">{:.2}</td><td class=\"n\">{:.1} %</td><td class=\"n\">{}</td>\
+                 <td class=\"n\">{:.2}</td></tr>",
+                escape(&v.replica),
+                v.probes,
+                v.p50_ms,
+                v.p95_ms,
+                v.max_ms,
+                v.missed_share * 100.0,
+                v.not_visible,
+                v.search_p95_ms
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    out
+}
+
 /// A chart in a figure, its legend below it.
 pub fn figure(chart: &Chart, series: &[Series]) -> String {
     format!(
@@ -408,31 +497,33 @@ pub fn figure(chart: &Chart, series: &[Series]) -> String {
     )
 }
 
-/// A chart over the run's seconds.
-fn over_time<'a>(title: &'a str, y_desc: &'a str) -> Chart<'a> {
+/// A chart over the run's seconds, the events' spans shaded.
+fn over_time<'a>(title: &'a str, y_desc: &'a str, bands: &'a [(f64, f64)]) -> Chart<'a> {
     Chart {
         title,
         x_desc: "seconds since start",
         y_desc,
         x_label: charts::seconds_label,
         x_ticks: 10,
+        bands,
     }
 }
 
 /// Throughput, latency (all operations, then each), failures, users, pool usage and recall
 /// over time, from the once-a-second history and the timeline.
-fn history_charts(history: &[HistorySample], timeline: &Timeline) -> String {
+fn history_charts(history: &[HistorySample], timeline: &Timeline, bands: &[(f64, f64)]) -> String {
     let (failures, users) = charts::failures_and_users(history);
     let mut out = vec![
         "<h2>Over time</h2>\n".to_string(),
         figure(
-            &over_time("Operations per second, per operation", "ops/s"),
+            &over_time("Operations per second, per operation", "ops/s", bands),
             &charts::throughput_series(history),
         ),
         figure(
             &over_time(
                 "Response time of all operations (p50, p95, p99 per second)",
                 "ms",
+                bands,
             ),
             &charts::latency_series(history, None),
         ),
@@ -440,17 +531,21 @@ fn history_charts(history: &[HistorySample], timeline: &Timeline) -> String {
     for op in charts::operations_run(history) {
         let title = format!("Response time of {} (p50, p95, p99 per second)", op.name());
         out.push(figure(
-            &over_time(&title, "ms"),
+            &over_time(&title, "ms", bands),
             &charts::latency_series(history, Some(op)),
         ));
     }
     out.extend([
-        figure(&over_time("Failures per second", "failures/s"), &[failures]),
-        figure(&over_time("Users", "users"), &[users]),
+        figure(
+            &over_time("Failures per second", "failures/s", bands),
+            &[failures],
+        ),
+        figure(&over_time("Users", "users", bands), &[users]),
         figure(
             &over_time(
                 "Pool usage (busiest pool, peak each second)",
                 "% of the pool",
+                bands,
             ),
             &charts::pool_series(timeline),
         ),
@@ -462,7 +557,11 @@ fn history_charts(history: &[HistorySample], timeline: &Timeline) -> String {
             .to_string()
     } else {
         figure(
-            &over_time("Recall@k of the searches sampled under load", "recall"),
+            &over_time(
+                "Recall@k of the searches sampled under load",
+                "recall",
+                bands,
+            ),
             &recall,
         )
     });
@@ -478,6 +577,7 @@ fn spectrum(snapshot: &Snapshot) -> String {
         x_label: charts::percentile_label,
         // One per nine: p0, p90, p99, p99.9, p99.99.
         x_ticks: 5,
+        bands: &[],
     };
     format!(
         "<h2>Latency percentile spectrum</h2>\n<p class=\"note\">From the whole run's \

@@ -184,6 +184,12 @@ pub struct Summary {
     /// closed model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<crate::engine::arrivals::ScheduleReport>,
+    /// Maintenance events, each with its figures before, during and after it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<crate::events::windows::EventReport>,
+    /// With replicas: how long rows written on the primary took to be visible on each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visibility: Vec<crate::events::visibility::ReplicaVisibility>,
     /// Per operation.
     pub operations: Vec<OpSummary>,
     /// All operations together.
@@ -254,6 +260,8 @@ impl Summary {
             failure_gate: Default::default(),
             overhead: None,
             schedule: None,
+            events: Vec::new(),
+            visibility: Vec::new(),
             operations,
             aggregated: OpSummary::of("Aggregated", &snapshot.aggregated(), info.elapsed, false),
         }
@@ -329,6 +337,72 @@ impl Summary {
         }
         if let Some(overhead) = &self.overhead {
             writeln!(w, "{}", overhead.line())?;
+        }
+        self.print_events(&mut w)?;
+        Ok(())
+    }
+
+    /// Each event's latency and recall before, during and after it; each replica's
+    /// visibility delays.
+    fn print_events<W: Write>(&self, w: &mut W) -> std::io::Result<()> {
+        if !self.events.is_empty() {
+            writeln!(
+                w,
+                "{:<36} {:>8} {:>8}  {:<24} {:<24} outcome",
+                "event (p95 ms, all operations)",
+                "start s",
+                "length",
+                "p95 before/during/after",
+                "recall before/during/after",
+            )?;
+        }
+        for e in &self.events {
+            let r = &e.record;
+            let (p95, recall) = match &e.windows {
+                Some(ws) => {
+                    let three = [&ws.before, &ws.during, &ws.after];
+                    let p95: Vec<String> = three
+                        .iter()
+                        .map(|x| format!("{:.2}", x.all.p95_ms))
+                        .collect();
+                    let recall: Vec<String> = three
+                        .iter()
+                        .map(|x| x.recall_mean.map_or("-".into(), |v| format!("{v:.3}")))
+                        .collect();
+                    (p95.join(" / "), recall.join(" / "))
+                }
+                None => ("-".into(), "-".into()),
+            };
+            writeln!(
+                w,
+                "{:<36} {:>8} {:>8}  {:<24} {:<24} {}",
+                r.label,
+                r.started_s.map_or("-".into(), |s| format!("{s:.1}")),
+                r.started_s
+                    .zip(r.ended_s)
+                    .map_or("-".into(), |(a, b)| format!("{:.1}s", b - a)),
+                p95,
+                recall,
+                r.outcome
+            )?;
+        }
+        for v in &self.visibility {
+            writeln!(
+                w,
+                "visibility on {}: {} probes, p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms, first read missed the row {:.0} %, search p95 {:.2} ms{}",
+                v.replica,
+                v.probes,
+                v.p50_ms,
+                v.p95_ms,
+                v.max_ms,
+                v.missed_share * 100.0,
+                v.search_p95_ms,
+                if v.not_visible > 0 {
+                    format!(", {} never visible", v.not_visible)
+                } else {
+                    String::new()
+                }
+            )?;
         }
         Ok(())
     }

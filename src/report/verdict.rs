@@ -40,6 +40,10 @@ pub struct ServerFigures {
     /// to sample them).
     #[serde(default)]
     pub recall_mean: Option<f64>,
+    /// p95 of the time a row written on the primary took to be visible on a replica, the
+    /// slowest replica's, ms (None without replicas).
+    #[serde(default)]
+    pub visibility_p95_ms: Option<f64>,
 }
 
 /// One row of the verdict table.
@@ -96,6 +100,7 @@ fn measure(
         Metric::ReplicationLagS => server.replication_lag_s,
         Metric::PoolUsagePct => server.pool_usage_pct,
         Metric::RecallMean => server.recall_mean,
+        Metric::VisibilityP95Ms => server.visibility_p95_ms,
     }
 }
 

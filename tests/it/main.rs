@@ -15,6 +15,7 @@ mod compare;
 mod console;
 mod dashboard;
 mod datasets;
+mod events;
 mod exit_codes;
 mod faults;
 mod filter;

@@ -531,6 +531,40 @@ impl EmbeddedServer {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// Stops the server in place (fast shutdown), keeping its data and port for
+    /// [`restart`](Self::restart): a live maintenance event.
+    pub async fn halt(&mut self) -> Result<(), EmbeddedError> {
+        let Some(child) = self.child.take() else {
+            return Ok(());
+        };
+        let data = self.data_dir.clone();
+        self.options.children.unregister(child.id());
+        tokio::task::spawn_blocking(move || shutdown(child, STOP_TIMEOUT))
+            .await
+            .expect("shutdown task panicked")
+            .map_err(io_err(data))
+    }
+
+    /// Starts a halted server again on its data directory and port, and waits until it
+    /// answers (a replica resumes streaming from its primary).
+    pub async fn restart(&mut self) -> Result<(), EmbeddedError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let log = Log::open(self.log_path.clone())?;
+        let restarted = Self::launch(
+            self.options.clone(),
+            self.bin_dir.clone(),
+            self.data_dir.clone(),
+            self.user,
+            log,
+            self.password.clone(),
+        )
+        .await?;
+        *self = restarted;
+        Ok(())
+    }
+
     /// Fast shutdown (SIGINT), waiting up to 30 s before SIGKILL.
     pub async fn stop(mut self) -> Result<(), EmbeddedError> {
         let Some(child) = self.child.take() else {
