@@ -55,90 +55,141 @@ pub struct Probing {
     pub every: Duration,
 }
 
-/// Probes until `stop`; returns every probe's result.
+/// A row written on the primary, waiting to be seen on a replica.
+struct Written {
+    key: String,
+    vector: Vector,
+    at: Instant,
+    at_s: f64,
+}
+
+/// Probes until `stop`; returns every probe's result. Writes go on at their pace whatever the
+/// replicas do; each replica has a watcher that takes the rows in the order written (replay
+/// is in commit order, so an older row is never seen after a newer one).
 pub async fn run(p: Probing, stop: CancellationToken) -> Vec<Probe> {
-    let mut probes = Vec::new();
-    let mut writer: Option<Client> = None;
-    let mut readers: Vec<Option<Client>> = p.replicas.iter().map(|_| None).collect();
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(0x5eed);
-    let run = crate::engine::operation::run_id();
-    for seq in 0u64.. {
-        let next = tokio::time::Instant::now() + p.every;
-        let id = format!("{run}_{seq}");
-        let one = probe(&p, &mut writer, &mut readers, &mut rng, &id);
-        tokio::select! {
-            found = one => probes.extend(found),
-            _ = stop.cancelled() => break,
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
-            _ = stop.cancelled() => break,
-        }
+    let p = Arc::new(p);
+    let mut senders = Vec::new();
+    let mut watchers = Vec::new();
+    for target in p.replicas.clone() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        senders.push(tx);
+        watchers.push(tokio::spawn(watch(p.clone(), target, rx, stop.clone())));
     }
+    write(&p, &senders, &stop).await;
+    drop(senders);
+    let mut probes = Vec::new();
+    for w in watchers {
+        probes.extend(w.await.unwrap_or_default());
+    }
+    probes.sort_by(|a, b| a.written_s.total_cmp(&b.written_s));
     probes
 }
 
-/// One write, then each replica in turn.
-async fn probe(
+/// Writes a probe row every `p.every` until `stop`, handing each to every watcher.
+async fn write(
     p: &Probing,
-    writer: &mut Option<Client>,
-    readers: &mut [Option<Client>],
-    rng: &mut rand::rngs::SmallRng,
-    id: &str,
-) -> Vec<Probe> {
+    watchers: &[tokio::sync::mpsc::UnboundedSender<Arc<Written>>],
+    stop: &CancellationToken,
+) {
+    let mut writer: Option<Client> = None;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(0x5eed);
+    let run = crate::engine::operation::run_id();
     let namespace = p.dataset.namespace_name(0);
-    let key = format!("{}vis_{id}", crate::engine::INSERTED_KEY_PREFIX);
-    let vector = Vector::from(p.dataset.query_vector(0, rng));
     let insert = format!(
         "INSERT INTO memory_entries (namespace, key, value, embedding) VALUES ($1, $2, $3, {})",
         p.embedding.vector_type.of("$4::vector")
     );
-    let Some(client) = connected(writer, &p.primary).await else {
-        return Vec::new();
-    };
-    let value = "visibility probe";
-    if let Err(e) = client
-        .execute(&insert, &[&namespace, &key, &value, &vector])
-        .await
-    {
-        log::warn!("visibility probe: the write failed: {e}");
-        *writer = None;
-        return Vec::new();
+    for seq in 0u64.. {
+        let next = tokio::time::Instant::now() + p.every;
+        let key = format!("{}vis_{run}_{seq}", crate::engine::INSERTED_KEY_PREFIX);
+        let vector = Vector::from(p.dataset.query_vector(0, &mut rng));
+        if let Some(client) = connected(&mut writer, &p.primary).await {
+            let value = "visibility probe";
+            match client
+                .execute(&insert, &[&namespace, &key, &value, &vector])
+                .await
+            {
+                Ok(_) => {
+                    let at = Instant::now();
+                    let written = Arc::new(Written {
+                        key,
+                        vector,
+                        at,
+                        at_s: at.duration_since(p.origin).as_secs_f64(),
+                    });
+                    for w in watchers {
+                        let _ = w.send(written.clone());
+                    }
+                }
+                Err(e) => {
+                    log::warn!("visibility probe: the write failed: {e}");
+                    writer = None;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = stop.cancelled() => return,
+        }
     }
-    let written = Instant::now();
-    let written_s = written.duration_since(p.origin).as_secs_f64();
+}
+
+/// One replica's watcher: each written row in turn, until it is visible to a lookup and to a
+/// search; rows still waiting when `stop` comes are not recorded.
+async fn watch(
+    p: Arc<Probing>,
+    target: Target,
+    mut rows: tokio::sync::mpsc::UnboundedReceiver<Arc<Written>>,
+    stop: CancellationToken,
+) -> Vec<Probe> {
+    let namespace = p.dataset.namespace_name(0);
     let search = format!(
         "SELECT key FROM memory_entries WHERE namespace = $1 ORDER BY {} LIMIT 10",
         p.embedding.distance_to("$2::vector")
     );
-    let mut found = Vec::new();
-    for (target, reader) in p.replicas.iter().zip(readers.iter_mut()) {
+    let replica = format!("{}:{}", target.host(), target.port());
+    let mut reader: Option<Client> = None;
+    let mut probes = Vec::new();
+    loop {
+        let row = tokio::select! {
+            row = rows.recv() => row,
+            _ = stop.cancelled() => None,
+        };
+        let Some(row) = row else {
+            return probes;
+        };
         let lookup = Check::Lookup {
             namespace: &namespace,
-            key: &key,
+            key: &row.key,
         };
-        let (visible, missed) = poll(reader, target, written, &lookup).await;
-        let searched = match visible {
-            Some(_) => {
-                let check = Check::Search {
-                    sql: &search,
-                    namespace: &namespace,
-                    vector: &vector,
-                    key: &key,
-                };
-                poll(reader, target, written, &check).await.0
-            }
-            None => None,
+        let seen = async {
+            let (visible, missed) = poll(&mut reader, &target, row.at, &lookup).await;
+            let searched = match visible {
+                Some(_) => {
+                    let check = Check::Search {
+                        sql: &search,
+                        namespace: &namespace,
+                        vector: &row.vector,
+                        key: &row.key,
+                    };
+                    poll(&mut reader, &target, row.at, &check).await.0
+                }
+                None => None,
+            };
+            (visible, searched, missed)
         };
-        found.push(Probe {
-            replica: format!("{}:{}", target.host(), target.port()),
-            written_s,
-            visible_ms: visible,
-            search_ms: searched,
+        let (visible_ms, search_ms, missed) = tokio::select! {
+            seen = seen => seen,
+            _ = stop.cancelled() => return probes,
+        };
+        probes.push(Probe {
+            replica: replica.clone(),
+            written_s: row.at_s,
+            visible_ms,
+            search_ms,
             missed,
         });
     }
-    found
 }
 
 /// What a replica is asked about the probe row.

@@ -152,6 +152,8 @@ pub struct Job<'a> {
 }
 
 /// Runs the Goose load test against `endpoints`.
+// Long (about 95 lines): the run in its order — pools and Goose, what runs beside the users,
+// the events joined with the attack, then what was measured — each step one call or two.
 pub async fn run(
     job: Job<'_>,
     endpoints: &Endpoints,
@@ -174,29 +176,10 @@ pub async fn run(
         let run_time = goose.run_time.as_deref().and_then(run_time);
         status::Status::new(hub.clone(), shared.schedule.clone(), run_time, every)
     });
-    let probing = job
-        .visibility
-        .filter(|_| !endpoints.replicas.is_empty())
-        .map(|every| Probing {
-            primary: endpoints.primary.clone(),
-            replicas: endpoints.replicas.clone(),
-            dataset: shared.dataset.clone(),
-            embedding: job.workload.embedding,
-            origin: Instant::now(),
-            every,
-        });
+    let probing = probing(job, endpoints, &shared);
     let beside = Beside::start(&shared, endpoints, connections.pool_size, status, probing);
     let beside_origin = beside.origin;
-    let on_change = recall.clone().map(|m| {
-        Arc::new(move |action: &str, on: bool| m.set_event_active(action, on))
-            as events::run::OnChange
-    });
-    let events = events::run::Context {
-        endpoints,
-        table: job.table,
-        origin: beside_origin,
-        on_change,
-    };
+    let events = events_context(job, endpoints, beside_origin, recall.clone());
     if let Some(schedule) = &shared.schedule {
         // A signal ends the schedule too: users waiting for an arrival return.
         let (schedule, signal) = (schedule.clone(), shutdown.token());
@@ -267,6 +250,38 @@ pub async fn run(
         events,
         probes,
     })
+}
+
+/// The visibility probe's settings, when the run has replicas and the probe is on.
+fn probing(job: Job<'_>, endpoints: &Endpoints, shared: &Shared) -> Option<Probing> {
+    let every = job.visibility.filter(|_| !endpoints.replicas.is_empty())?;
+    Some(Probing {
+        primary: endpoints.primary.clone(),
+        replicas: endpoints.replicas.clone(),
+        dataset: shared.dataset.clone(),
+        embedding: job.workload.embedding,
+        origin: Instant::now(),
+        every,
+    })
+}
+
+/// What the events act on; their start and end move the exporter's `event_active` gauge.
+fn events_context<'a>(
+    job: Job<'a>,
+    endpoints: &'a Endpoints,
+    origin: Instant,
+    metrics: Option<Arc<crate::metrics::ClientMetrics>>,
+) -> events::run::Context<'a> {
+    let on_change = metrics.map(|m| {
+        Arc::new(move |action: &str, on: bool| m.set_event_active(action, on))
+            as events::run::OnChange
+    });
+    events::run::Context {
+        endpoints,
+        table: job.table,
+        origin,
+        on_change,
+    }
 }
 
 /// What every user shares: the pools, our statistics, the exporter's observer and the open

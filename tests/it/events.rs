@@ -3,7 +3,6 @@
 //! and, on an embedded primary with one replica, the visibility probe's delays, which spike
 //! while the replica is stopped by an event.
 
-use pgvector_loadtest::db::embedded::{default_home, ensure_install};
 use pgvector_loadtest::report::summary::Summary;
 
 use crate::util::{run_bin, temp_dir, Pg, SMALL_DATA};
@@ -117,13 +116,10 @@ async fn vacuum_reindex_and_a_new_index_each_have_their_windows() {
 async fn visibility_delays_spike_while_the_replica_is_stopped() {
     let home = temp_dir();
     let reports = temp_dir();
-    let bin = tokio::task::spawn_blocking(|| ensure_install(&default_home(), None))
-        .await
-        .unwrap()
-        .expect("embedded PostgreSQL install");
+    let bin = crate::util::embedded_bin().await;
     let mut args = vec![
         "--pg-bin",
-        bin.to_str().unwrap(),
+        &bin,
         "--report-dir",
         reports.path().to_str().unwrap(),
         "--embedded-replicas",

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use pgvector_loadtest::db::embedded::{default_home, ensure_install, password_path};
+use pgvector_loadtest::db::embedded::password_path;
 use pgvector_loadtest::report::summary::Summary;
 use tempfile::TempDir;
 
@@ -28,12 +28,9 @@ struct Embedded {
 async fn start(extra: &[&str]) -> Embedded {
     let home = temp_dir();
     let reports = temp_dir();
-    let bin = tokio::task::spawn_blocking(|| ensure_install(&default_home(), None))
-        .await
-        .unwrap()
-        .expect("embedded PostgreSQL install");
+    let bin = crate::util::embedded_bin().await;
     let metrics = free_port();
-    let (bin, port) = (bin.to_str().unwrap().to_string(), metrics.to_string());
+    let port = metrics.to_string();
     let mut args = vec![
         "--pg-bin",
         &bin,
@@ -61,8 +58,12 @@ async fn start(extra: &[&str]) -> Embedded {
 impl Embedded {
     /// The postmaster's pid, once the server is up.
     async fn postmaster(&mut self) -> i32 {
+        // The whole line, port included: stderr arrives in chunks.
         self.child
-            .wait_for(&["embedded server on"], Duration::from_secs(60))
+            .wait_for(&["embedded server on 127.0.0.1:"], Duration::from_secs(60))
+            .await;
+        self.child
+            .wait_for(&[" (log: "], Duration::from_secs(10))
             .await;
         let file = self.home.path().join("data/primary/postmaster.pid");
         let text = std::fs::read_to_string(&file).expect("postmaster.pid");

