@@ -349,6 +349,18 @@ pub struct DbArgs {
     /// Server-side statement_timeout for every query (e.g. 5s).
     #[arg(long, global = true, value_parser = humantime::parse_duration, value_name = "DURATION", help_heading = "Database")]
     pub statement_timeout: Option<std::time::Duration>,
+    /// How queries are sent: named statements prepared once per connection, or unnamed
+    /// ones (one Parse/Bind/Execute round trip each), which work through PgBouncer in
+    /// transaction mode
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "prepared",
+        value_name = "MODE",
+        help_heading = "Database"
+    )]
+    pub statement_mode: crate::workload::ops::StatementMode,
     /// Embedded server: streaming replicas to start and read from.
     #[arg(
         long,

@@ -238,6 +238,7 @@ async fn open_pool(
         ef_search: spec.ef_search,
         iterative_scan: spec.iterative_scan.clone(),
         statement_timeout: job.connections.session.statement_timeout,
+        statement_mode: job.connections.session.statement_mode,
     };
     let size = spec.users as u32 + 1;
     let vt = job.workload.embedding;

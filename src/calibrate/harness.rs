@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use goose::prelude::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
 use super::{CalibrateError, Lagged, Params, SideResult};
@@ -20,17 +20,46 @@ use crate::engine::attack;
 use crate::engine::overhead::self_cpu;
 use crate::engine::stats::{Outcome, StatsHub};
 use crate::workload::failure::Failure;
-use crate::workload::ops::Op;
+use crate::workload::ops::{Op, StatementMode};
 
 /// The calibration statement, prepared once per pooled connection (as pgbench `-M prepared`
-/// does).
-pub struct Calibration(pub String);
+/// does); in the unnamed mode (pgbench `-M extended`) its text and parameter types, sent
+/// unnamed with every query.
+pub struct Calibration(pub String, pub StatementMode);
+
+/// The statement a connection runs.
+pub struct CalStmt {
+    prepared: Statement,
+    unnamed: Option<(String, Vec<Type>)>,
+}
+
+impl CalStmt {
+    async fn query(
+        &self,
+        c: &Client,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        match &self.unnamed {
+            None => c.query(&self.prepared, params).await,
+            Some((sql, types)) => {
+                let typed: Vec<(&(dyn ToSql + Sync), Type)> =
+                    params.iter().copied().zip(types.iter().cloned()).collect();
+                c.query_typed(sql, &typed).await
+            }
+        }
+    }
+}
 
 impl Prepare for Calibration {
-    type Prepared = Statement;
+    type Prepared = CalStmt;
 
-    async fn prepare(&self, client: &Client) -> Result<Statement, tokio_postgres::Error> {
-        client.prepare(&self.0).await
+    async fn prepare(&self, client: &Client) -> Result<CalStmt, tokio_postgres::Error> {
+        // Prepared once either way: the unnamed mode learns its parameter types from it,
+        // outside the measured run.
+        let prepared = client.prepare(&self.0).await?;
+        let unnamed = (self.1 == StatementMode::Unnamed)
+            .then(|| (self.0.clone(), prepared.params().to_vec()));
+        Ok(CalStmt { prepared, unnamed })
     }
 }
 
@@ -50,7 +79,7 @@ pub async fn pool(
         target: target.display(),
         source,
     };
-    let calibration = Calibration(sql.to_string());
+    let calibration = Calibration(sql.to_string(), session.statement_mode);
     let pool = build_with(target, session, calibration, size, Duration::from_secs(30))
         .await
         .map_err(connect)?;
@@ -180,11 +209,11 @@ async fn transaction(user: &mut GooseUser, shared: &Shared) -> TransactionResult
             let result = match &values {
                 Drawn::Texts([a, b]) => {
                     let params: [&(dyn ToSql + Sync); 2] = [a, b];
-                    conn.client.query(&conn.stmts, &params).await
+                    conn.stmts.query(&conn.client, &params).await
                 }
                 Drawn::Ints([a, b, c]) => {
                     let params: [&(dyn ToSql + Sync); 3] = [a, b, c];
-                    conn.client.query(&conn.stmts, &params).await
+                    conn.stmts.query(&conn.client, &params).await
                 }
             };
             let service = started.elapsed();

@@ -349,6 +349,7 @@ async fn calibrate_op(
     let (clients, duration, warmup) = (settings.clients, settings.duration, settings.warmup);
     let rate = settings.rate;
     let options = session_options.clone();
+    let mode = session.statement_mode;
     let reference = tokio::task::spawn_blocking(move || {
         pgbench::measure(
             &pgbench::Run {
@@ -360,6 +361,7 @@ async fn calibrate_op(
                 duration,
                 session_options: options,
                 rate,
+                mode,
             },
             warmup,
         )

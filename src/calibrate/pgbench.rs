@@ -32,6 +32,8 @@ pub struct Run<'a> {
     pub session_options: String,
     /// `-R` and `--latency-limit`: the open model.
     pub rate: Option<(f64, Duration)>,
+    /// `-M prepared`, or `-M extended` (unnamed statements), as the harness sends them.
+    pub mode: crate::workload::ops::StatementMode,
 }
 
 /// `-j`: one thread per client, at most one per core (pgbench's own advice).
@@ -61,7 +63,13 @@ fn command(run: &Run<'_>, script: &Path, duration: Duration) -> Command {
         cmd.env("PGPASSWORD", pw);
     }
     cmd.arg("-n")
-        .args(["-M", "prepared"])
+        .args([
+            "-M",
+            match run.mode {
+                crate::workload::ops::StatementMode::Prepared => "prepared",
+                crate::workload::ops::StatementMode::Unnamed => "extended",
+            },
+        ])
         .arg("-c")
         .arg(run.clients.to_string())
         .arg("-j")

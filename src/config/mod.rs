@@ -240,6 +240,7 @@ impl Config {
                     ef_search: cli.data.ef_search[0],
                     iterative_scan: iterative_scans[0].clone(),
                     statement_timeout,
+                    statement_mode: cli.db.statement_mode,
                 },
             },
             data: Data {

@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 use super::schema::IndexKind;
 use super::target::{ConnectError, Target};
 use crate::workload::failure::Failure;
-use crate::workload::ops::Statements;
+use crate::workload::ops::{StatementMode, Statements};
 use crate::workload::Embedding;
 
 /// What every connection of a pool prepares once, after its session settings.
@@ -28,15 +28,15 @@ pub trait Prepare: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Prepared, tokio_postgres::Error>> + Send;
 }
 
-/// The workload's statements for an `embedding` column of this type: the load test's and the
-/// benchmarks' pools.
-pub struct Workload(pub Embedding);
+/// The workload's statements for an `embedding` column of this type, prepared or unnamed:
+/// the load test's and the benchmarks' pools.
+pub struct Workload(pub Embedding, pub StatementMode);
 
 impl Prepare for Workload {
     type Prepared = Statements;
 
     async fn prepare(&self, client: &Client) -> Result<Statements, tokio_postgres::Error> {
-        Statements::prepare(client, self.0).await
+        Statements::prepare(client, self.0, self.1).await
     }
 }
 
@@ -92,6 +92,8 @@ pub struct Session {
     pub iterative_scan: String,
     /// `statement_timeout`, if any.
     pub statement_timeout: Option<Duration>,
+    /// Named prepared statements, or unnamed ones (through PgBouncer in transaction mode).
+    pub statement_mode: StatementMode,
 }
 
 impl Session {
@@ -215,7 +217,8 @@ pub async fn build(
     size: u32,
     checkout_timeout: Duration,
 ) -> Result<Pool, ConnectError> {
-    build_with(target, session, Workload(embedding), size, checkout_timeout).await
+    let workload = Workload(embedding, session.statement_mode);
+    build_with(target, session, workload, size, checkout_timeout).await
 }
 
 /// Builds a pool of up to `size` connections that prepare `prepare`. bb8 opens connections
@@ -349,6 +352,7 @@ mod tests {
             ef_search: 40,
             iterative_scan: "off".into(),
             statement_timeout: Some(Duration::from_millis(1500)),
+            statement_mode: StatementMode::Prepared,
         };
         assert_eq!(
             session.sql(),

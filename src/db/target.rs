@@ -284,7 +284,12 @@ pub enum ConnectError {
 /// One line for a database error: SQLSTATE message when there is one, else the cause chain.
 pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
-        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        let code = db.code().code();
+        if crate::workload::failure::is_prepared_statement_lost(code) {
+            let hint = crate::workload::failure::POOLER_HINT;
+            return format!("{} (SQLSTATE {code}); {hint}", db.message());
+        }
+        return format!("{} (SQLSTATE {code})", db.message());
     }
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);

@@ -95,6 +95,13 @@ pub fn write(
             );
         }
     }
+    if summary
+        .aggregated
+        .failures
+        .contains_key(crate::workload::failure::PREPARED_STATEMENT)
+    {
+        println!("hint: {}", crate::workload::failure::POOLER_HINT);
+    }
     println!("reports written to {}", dir.display());
     Ok((summary.objectives, summary.failure_gate))
 }

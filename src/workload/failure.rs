@@ -12,6 +12,9 @@ pub enum Failure {
     ConnectionLost,
     /// `statement_timeout` cancelled the query (SQLSTATE 57014).
     StatementTimeout,
+    /// A named prepared statement was missing (26000) or already there (42P05): the server
+    /// session changed under the connection, as behind PgBouncer in transaction mode.
+    PreparedStatement,
     /// The server raised an error: the two-character SQLSTATE class (e.g. `53` resources).
     Sqlstate(String),
     /// Anything else on the client side (encoding, protocol).
@@ -25,6 +28,9 @@ impl Failure {
             let code = code.code();
             if code == "57014" {
                 return Failure::StatementTimeout;
+            }
+            if is_prepared_statement_lost(code) {
+                return Failure::PreparedStatement;
             }
             // Admin shutdown / crash shutdown / cannot connect now: the connection is gone.
             if matches!(code, "57P01" | "57P02" | "57P03") {
@@ -45,10 +51,24 @@ impl Failure {
             Failure::PoolTimeout => "pool_timeout".into(),
             Failure::ConnectionLost => "connection_lost".into(),
             Failure::StatementTimeout => "statement_timeout".into(),
+            Failure::PreparedStatement => PREPARED_STATEMENT.into(),
             Failure::Sqlstate(class) => format!("sqlstate_{class}"),
             Failure::Client => "client".into(),
         }
     }
+}
+
+/// The label of [`Failure::PreparedStatement`].
+pub const PREPARED_STATEMENT: &str = "prepared_statement";
+
+/// What to do when named prepared statements go missing.
+pub const POOLER_HINT: &str = "named prepared statements did not survive on the server \
+     session (SQLSTATE 26000 or 42P05): the target is probably PgBouncer in transaction mode \
+     (before 1.21 it does not keep them); run with --statement-mode unnamed";
+
+/// SQLSTATE 26000 (statement does not exist) or 42P05 (already exists).
+pub fn is_prepared_statement_lost(code: &str) -> bool {
+    matches!(code, "26000" | "42P05")
 }
 
 impl fmt::Display for Failure {

@@ -5,9 +5,11 @@
 //! is one round trip, as pgbench's `-M prepared` is; that keeps the client's cost out of the
 //! latency we report.
 
+use std::sync::Arc;
+
 use super::Embedding;
 use pgvector::Vector;
-use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::types::{FromSql, Kind, ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
 /// The operations, in the order the reports list them.
@@ -138,36 +140,145 @@ const BULK_INSERT: &str =
      ON CONFLICT (namespace, key) DO UPDATE \
      SET value = EXCLUDED.value, embedding = EXCLUDED.embedding, updated_at = now()";
 
-/// The workload's statements, prepared on one connection.
+/// How statements reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StatementMode {
+    /// Named statements, prepared once per connection (fastest; needs a session of its own,
+    /// which PgBouncer in transaction mode before 1.21 does not give).
+    #[default]
+    Prepared,
+    /// Each query as one unnamed Parse/Bind/Execute/Sync round trip with its parameter types
+    /// given: works through any pooler.
+    Unnamed,
+}
+
+/// One statement: prepared on the connection, or sent unnamed with its parameter types.
+#[derive(Clone)]
+enum Stmt {
+    Prepared(Statement),
+    Unnamed(Arc<str>, Arc<[Type]>),
+}
+
+type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+impl Stmt {
+    async fn query(
+        &self,
+        c: &Client,
+        params: &Params<'_>,
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        match self {
+            Stmt::Prepared(s) => c.query(s, params).await,
+            Stmt::Unnamed(sql, types) => {
+                let typed: Vec<(&(dyn ToSql + Sync), Type)> =
+                    params.iter().copied().zip(types.iter().cloned()).collect();
+                c.query_typed(sql, &typed).await
+            }
+        }
+    }
+
+    /// Rows written; an unnamed statement reports none, so `expected` stands for it (every
+    /// row of an upsert is written).
+    async fn execute(
+        &self,
+        c: &Client,
+        params: &Params<'_>,
+        expected: u64,
+    ) -> Result<u64, tokio_postgres::Error> {
+        match self {
+            Stmt::Prepared(s) => c.execute(s, params).await,
+            Stmt::Unnamed(..) => self.query(c, params).await.map(|_| expected),
+        }
+    }
+}
+
+/// The workload's statements, prepared on one connection (or their text and parameter types,
+/// in the unnamed mode).
 #[derive(Clone)]
 pub struct Statements {
-    search_single: Statement,
-    search_single_min: Statement,
-    search_cross: Statement,
-    search_filtered: Statement,
-    retrieve: Statement,
-    insert: Statement,
-    bulk_insert: Statement,
+    search_single: Stmt,
+    search_single_min: Stmt,
+    search_cross: Stmt,
+    search_filtered: Stmt,
+    retrieve: Stmt,
+    insert: Stmt,
+    bulk_insert: Stmt,
 }
 
 impl Statements {
-    /// Prepares every statement for the column `e`; needs `memory_entries` to exist.
+    /// The statements for the column `e`; needs `memory_entries` to exist. Prepared, or in
+    /// the unnamed mode the `vector` type's oids looked up (pgvector's oids differ per
+    /// database) and nothing prepared.
     pub async fn prepare(
         client: &Client,
         e: Embedding,
+        mode: StatementMode,
     ) -> Result<Statements, tokio_postgres::Error> {
         let [single, single_min, cross] = search_sql(e);
         let filtered = with_bucket_filter(&single);
+        let sqls = [
+            &single,
+            &single_min,
+            &cross,
+            &filtered,
+            RETRIEVE,
+            INSERT,
+            BULK_INSERT,
+        ];
+        let stmts: Vec<Stmt> = match mode {
+            StatementMode::Prepared => {
+                let mut out = Vec::new();
+                for sql in sqls {
+                    out.push(Stmt::Prepared(client.prepare(sql).await?));
+                }
+                out
+            }
+            StatementMode::Unnamed => {
+                let (vector, vectors) = vector_types(client).await?;
+                let (text, texts) = (Type::TEXT, Type::TEXT_ARRAY);
+                let types: [Vec<Type>; 7] = [
+                    vec![text.clone(), vector.clone(), Type::INT8],
+                    vec![text.clone(), vector.clone(), Type::INT8, Type::FLOAT8],
+                    vec![texts.clone(), vector.clone(), Type::INT8],
+                    vec![text.clone(), vector.clone(), Type::INT8, Type::INT4],
+                    vec![text.clone(), text.clone()],
+                    vec![text.clone(), text.clone(), text, vector],
+                    vec![texts.clone(), texts.clone(), texts, vectors],
+                ];
+                sqls.into_iter()
+                    .zip(types)
+                    .map(|(sql, t)| Stmt::Unnamed(Arc::from(sql), Arc::from(t)))
+                    .collect()
+            }
+        };
+        let [search_single, search_single_min, search_cross, search_filtered, retrieve, insert, bulk_insert]: [Stmt; 7] =
+            stmts.try_into().unwrap_or_else(|_| unreachable!("seven statements"));
         Ok(Statements {
-            search_single: client.prepare(&single).await?,
-            search_single_min: client.prepare(&single_min).await?,
-            search_cross: client.prepare(&cross).await?,
-            search_filtered: client.prepare(&filtered).await?,
-            retrieve: client.prepare(RETRIEVE).await?,
-            insert: client.prepare(INSERT).await?,
-            bulk_insert: client.prepare(BULK_INSERT).await?,
+            search_single,
+            search_single_min,
+            search_cross,
+            search_filtered,
+            retrieve,
+            insert,
+            bulk_insert,
         })
     }
+}
+
+/// pgvector's `vector` and `vector[]` types in this database (their oids are assigned when
+/// the extension is created), asked without a named statement.
+async fn vector_types(client: &Client) -> Result<(Type, Type), tokio_postgres::Error> {
+    let row = client
+        .query_typed_one(
+            "SELECT t.oid, t.typarray, n.nspname::text FROM pg_type t \
+             JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typname = 'vector' LIMIT 1",
+            &[],
+        )
+        .await?;
+    let (oid, array, schema): (u32, u32, String) = (row.get(0), row.get(1), row.get(2));
+    let vector = Type::new("vector".into(), oid, Kind::Simple, schema.clone());
+    let vectors = Type::new("_vector".into(), array, Kind::Array(vector.clone()), schema);
+    Ok((vector, vectors))
 }
 
 /// One row a search returned: enough to compute recall and check similarity.
@@ -220,13 +331,15 @@ pub async fn search_single(
 ) -> Result<(Vec<Hit>, u64), tokio_postgres::Error> {
     let rows = match min_similarity {
         None => {
-            client
-                .query(&stmts.search_single, &[&namespace, query, &k])
+            stmts
+                .search_single
+                .query(client, &[&namespace, query, &k])
                 .await?
         }
         Some(min) => {
-            client
-                .query(&stmts.search_single_min, &[&namespace, query, &k, &min])
+            stmts
+                .search_single_min
+                .query(client, &[&namespace, query, &k, &min])
                 .await?
         }
     };
@@ -241,8 +354,9 @@ pub async fn search_cross(
     query: &Vector,
     k: i64,
 ) -> Result<(Vec<Hit>, u64), tokio_postgres::Error> {
-    let rows = client
-        .query(&stmts.search_cross, &[&namespaces, query, &k])
+    let rows = stmts
+        .search_cross
+        .query(client, &[&namespaces, query, &k])
         .await?;
     Ok((rows.iter().map(hit).collect(), wire_bytes(&rows)))
 }
@@ -257,8 +371,9 @@ pub async fn search_filtered(
     k: i64,
     threshold: i32,
 ) -> Result<(Vec<Hit>, u64), tokio_postgres::Error> {
-    let rows = client
-        .query(&stmts.search_filtered, &[&namespace, query, &k, &threshold])
+    let rows = stmts
+        .search_filtered
+        .query(client, &[&namespace, query, &k, &threshold])
         .await?;
     Ok((rows.iter().map(hit).collect(), wire_bytes(&rows)))
 }
@@ -279,7 +394,7 @@ pub async fn retrieve(
     namespace: &str,
     key: &str,
 ) -> Result<(u64, u64), tokio_postgres::Error> {
-    let rows = client.query(&stmts.retrieve, &[&namespace, &key]).await?;
+    let rows = stmts.retrieve.query(client, &[&namespace, &key]).await?;
     Ok((rows.len() as u64, wire_bytes(&rows)))
 }
 
@@ -302,10 +417,12 @@ pub async fn insert(
     stmts: &Statements,
     row: &NewRow,
 ) -> Result<u64, tokio_postgres::Error> {
-    client
+    stmts
+        .insert
         .execute(
-            &stmts.insert,
+            client,
             &[&row.namespace, &row.key, &row.value, &row.embedding],
+            1,
         )
         .await
 }
@@ -320,10 +437,12 @@ pub async fn bulk_insert(
     let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
     let values: Vec<&str> = rows.iter().map(|r| r.value.as_str()).collect();
     let embeddings: Vec<&Vector> = rows.iter().map(|r| &r.embedding).collect();
-    client
+    stmts
+        .bulk_insert
         .execute(
-            &stmts.bulk_insert,
+            client,
             &[&namespaces, &keys, &values, &embeddings],
+            rows.len() as u64,
         )
         .await
 }

@@ -30,6 +30,7 @@ mod numbers;
 mod open_model;
 mod ops;
 mod passfile;
+mod pgbouncer;
 mod profile;
 mod report_html;
 mod schema;

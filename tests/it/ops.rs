@@ -4,7 +4,7 @@
 
 use pgvector::Vector;
 use pgvector_loadtest::workload::dataset::{Dataset, DatasetSpec};
-use pgvector_loadtest::workload::ops::{self, Hit, NewRow, Statements};
+use pgvector_loadtest::workload::ops::{self, Hit, NewRow, StatementMode, Statements};
 use pgvector_loadtest::workload::Embedding;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -70,7 +70,9 @@ async fn each_operation_returns_what_it_should() {
     c.batch_execute("SET hnsw.ef_search = 40; SET hnsw.iterative_scan = off")
         .await
         .unwrap();
-    let stmts = Statements::prepare(&c, Embedding::default()).await.unwrap();
+    let stmts = Statements::prepare(&c, Embedding::default(), StatementMode::Prepared)
+        .await
+        .unwrap();
     let mut rng = SmallRng::seed_from_u64(11);
 
     // Single-namespace search: k rows of that namespace, the true nearest among them.
@@ -238,5 +240,70 @@ async fn each_operation_returns_what_it_should() {
         .unwrap()
         .get(0);
     assert_eq!(second, 100, "upsert did not update the values");
+    pg.stop().await;
+}
+
+/// The unnamed mode (no named statement, for PgBouncer in transaction mode) returns what the
+/// prepared one does, operation by operation.
+#[tokio::test]
+async fn unnamed_statements_return_what_prepared_ones_do() {
+    let pg = Pg::start().await;
+    setup(&pg.url(), temp_dir().path(), &SMALL_DATA).await;
+    let data = dataset();
+    let c = pg.client("postgres").await;
+    let e = Embedding::default();
+    let prepared = Statements::prepare(&c, e, StatementMode::Prepared)
+        .await
+        .unwrap();
+    let unnamed = Statements::prepare(&c, e, StatementMode::Unnamed)
+        .await
+        .unwrap();
+    let named_before: i64 = c
+        .query_one("SELECT count(*) FROM pg_prepared_statements", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut rng = SmallRng::seed_from_u64(5);
+    let query = Vector::from(data.query_vector(2, &mut rng));
+    let wanted = vec!["ns_000".to_string(), "ns_003".into()];
+    for (a, b) in [(&prepared, &unnamed)] {
+        let single = |s| ops::search_single(&c, s, "ns_002", &query, 10, None);
+        assert_eq!(single(a).await.unwrap(), single(b).await.unwrap());
+        let min = |s| ops::search_single(&c, s, "ns_002", &query, 10, Some(0.5));
+        assert_eq!(min(a).await.unwrap(), min(b).await.unwrap());
+        let cross = |s| ops::search_cross(&c, s, &wanted, &query, 20);
+        assert_eq!(cross(a).await.unwrap(), cross(b).await.unwrap());
+        let filtered = |s| ops::search_filtered(&c, s, "ns_002", &query, 10, 5000);
+        assert_eq!(filtered(a).await.unwrap(), filtered(b).await.unwrap());
+        let get = |s| ops::retrieve(&c, s, "ns_001", "key_000007");
+        assert_eq!(get(a).await.unwrap(), get(b).await.unwrap());
+    }
+    let row = |key: &str| NewRow {
+        namespace: "ns_001".into(),
+        key: key.into(),
+        value: "v".into(),
+        embedding: query.clone(),
+    };
+    assert_eq!(
+        ops::insert(&c, &unnamed, &row("lt_unnamed_1"))
+            .await
+            .unwrap(),
+        1
+    );
+    let batch = [row("lt_unnamed_2"), row("lt_unnamed_3")];
+    assert_eq!(ops::bulk_insert(&c, &unnamed, &batch).await.unwrap(), 2);
+    for key in ["lt_unnamed_1", "lt_unnamed_2", "lt_unnamed_3"] {
+        assert_eq!(
+            ops::retrieve(&c, &prepared, "ns_001", key).await.unwrap().0,
+            1
+        );
+    }
+    // The unnamed mode prepared nothing on the connection.
+    let named_after: i64 = c
+        .query_one("SELECT count(*) FROM pg_prepared_statements", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(named_after, named_before);
     pg.stop().await;
 }

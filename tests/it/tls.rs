@@ -243,6 +243,7 @@ async fn pgbench_checks_the_server_certificate_as_the_harness_does() {
             duration: Duration::from_secs(1),
             session_options: String::new(),
             rate: None,
+            mode: Default::default(),
         };
         pgbench::measure(&run, Duration::ZERO)
     };

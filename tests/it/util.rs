@@ -144,6 +144,11 @@ impl Pg {
         self.server.as_ref().expect("server running")
     }
 
+    /// The superuser's password (for a pooler in front of the server; never printed).
+    pub fn password(&self) -> String {
+        self.server().password().to_string()
+    }
+
     /// TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.server().port()
