@@ -295,6 +295,7 @@ async fn run_load(
             .as_ref()
             .map_or((0, 1), |w| (w.index, w.count)),
         events: &config.events,
+        patroni: &config.patroni,
         table: &config.data.table,
         // One generator probes for the whole test.
         visibility: config

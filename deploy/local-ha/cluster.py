@@ -816,6 +816,8 @@ def cluster_info(c, leader):
                       "role_at_start": "primary" if n["name"] == leader else "replica"})
     return {
         "dir": c.dir,
+        # So that a harness can run this script's switchover and kill-primary on the cluster.
+        "script": os.path.abspath(__file__),
         "scope": SCOPE,
         "user": st["user"],
         "bin_dir": st["bin_dir"],

@@ -297,6 +297,7 @@ async fn measure(
                 stream,
                 pin_namespace: false,
                 generator: (0, 1),
+                ledger: Default::default(),
                 started: Default::default(),
                 metrics: None,
                 schedule: None,

@@ -10,6 +10,12 @@
 //! interval between the last load that held and the first that did not.
 
 mod html;
+
+/// Capacity steps run no failover events.
+static NO_PATRONI: crate::events::failover::Patroni = crate::events::failover::Patroni {
+    urls: Vec::new(),
+    local_cluster: None,
+};
 mod report;
 
 use std::sync::Arc;
@@ -245,6 +251,7 @@ impl Bench<'_> {
             status: None,
             generator: (0, 1),
             events: &[],
+            patroni: &NO_PATRONI,
             table: self.job.table,
             visibility: None,
         };

@@ -23,4 +23,12 @@ pub struct EventArgs {
         help_heading = "Maintenance events"
     )]
     pub visibility_interval: std::time::Duration,
+    /// A Patroni REST API (any node; credentials as http://user:password@host:8008), for
+    /// the switchover and failover events (repeatable: tried in turn)
+    #[arg(long, value_name = "URL", help_heading = "Maintenance events")]
+    pub patroni_url: Vec<String>,
+    /// The local HA topology started by deploy/local-ha/cluster.py (its directory), for the
+    /// switchover and kill_primary events
+    #[arg(long, value_name = "DIR", help_heading = "Maintenance events")]
+    pub local_cluster: Option<std::path::PathBuf>,
 }

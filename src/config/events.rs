@@ -51,6 +51,21 @@ pub(super) fn events(
                     "event {label}: only the embedded primary can be restarted (no --database-url)"
                 )));
             }
+            Action::Switchover
+                if cli.events.patroni_url.is_empty() && cli.events.local_cluster.is_none() =>
+            {
+                return Err(bad(format!(
+                    "event {label} needs --patroni-url URL or --local-cluster DIR"
+                )));
+            }
+            Action::Failover if cli.events.patroni_url.is_empty() => {
+                return Err(bad(format!("event {label} needs --patroni-url URL")));
+            }
+            Action::KillPrimary if cli.events.local_cluster.is_none() => {
+                return Err(bad(format!(
+                    "event {label} needs --local-cluster DIR (the topology of deploy/local-ha)"
+                )));
+            }
             _ => {}
         }
         if let Some(limit) = run_time.filter(|limit| e.at >= *limit) {

@@ -90,6 +90,8 @@ pub struct Config {
     pub events: Vec<crate::events::EventSpec>,
     /// With replicas: the visibility probe's interval (None: off).
     pub visibility: Option<std::time::Duration>,
+    /// The Patroni cluster the failover events act on.
+    pub patroni: crate::events::failover::Patroni,
 }
 
 /// Where the database is.
@@ -288,6 +290,10 @@ impl Config {
             worker,
             events,
             visibility,
+            patroni: crate::events::failover::Patroni {
+                urls: cli.events.patroni_url.clone(),
+                local_cluster: cli.events.local_cluster.clone(),
+            },
         })
     }
 }

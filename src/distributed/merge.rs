@@ -271,6 +271,18 @@ fn combine(parts: &[Part]) -> Result<(RunInfo, LoadResult), MergeError> {
         // Generator 0 ran the events and the visibility probe for the whole test.
         events: records.iter().flat_map(|r| r.events.clone()).collect(),
         probes: records.iter().flat_map(|r| r.probes.clone()).collect(),
+        writes: records
+            .iter()
+            .filter_map(|r| r.writes.as_ref())
+            .fold(None, |all, w| {
+                let mut all = all.unwrap_or(crate::engine::ledger::WriteCheck {
+                    checked: true,
+                    ..Default::default()
+                });
+                all.add(w);
+                Some(all)
+            }),
+        outages: records.iter().flat_map(|r| r.outages.clone()).collect(),
     };
     Ok((info, result))
 }

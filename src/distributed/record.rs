@@ -74,6 +74,12 @@ pub struct WorkerRecord {
     /// Its visibility probes (generator 0's).
     #[serde(default)]
     pub probes: Vec<crate::events::visibility::Probe>,
+    /// Its acknowledged writes, checked after the run.
+    #[serde(default)]
+    pub writes: Option<crate::engine::ledger::WriteCheck>,
+    /// Its outages.
+    #[serde(default)]
+    pub outages: Vec<crate::engine::ledger::Outage>,
 }
 
 /// One operation's counters (its histograms are in `histograms.hlog`).
@@ -172,6 +178,8 @@ impl WorkerRecord {
                 .collect(),
             events: result.events.clone(),
             probes: result.probes.clone(),
+            writes: result.writes.clone(),
+            outages: result.outages.clone(),
         }
     }
 

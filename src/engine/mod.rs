@@ -5,6 +5,7 @@
 
 pub mod arrivals;
 pub mod attack;
+pub mod ledger;
 pub mod operation;
 pub mod overhead;
 pub mod recall;

@@ -65,6 +65,8 @@ pub struct Shared {
     pub metrics: Option<Arc<dyn Observer>>,
     /// The open model's arrivals (None: the closed model, users pace themselves).
     pub schedule: Option<Arc<super::arrivals::Schedule>>,
+    /// Every row written (acknowledged or not) and the outages, checked after the run.
+    pub ledger: Arc<super::ledger::Ledger>,
 }
 
 /// A fresh identifier for one run's inserted keys: milliseconds since the epoch and the
@@ -286,6 +288,11 @@ pub(crate) async fn perform(
         }
     };
     outcome.schedule_lag = schedule_lag;
+    let failure = outcome.result.as_ref().err().map(Failure::label);
+    if let Request::Write(rows) = &request {
+        shared.ledger.wrote(rows, failure.is_none());
+    }
+    shared.ledger.outcome(op, failure);
     if let Some(metrics) = &shared.metrics {
         metrics.observe(&request, reader, op, &outcome, &hits);
     }

@@ -5,6 +5,7 @@
 //! into windows before, during and after each ([`windows`]); and, with replicas, how long a
 //! row written on the primary takes to become visible on each ([`visibility`]).
 
+pub mod failover;
 pub mod run;
 pub mod visibility;
 pub mod windows;
@@ -57,12 +58,18 @@ pub enum Action {
     PrimaryRestart,
     /// Any statement.
     Sql(String),
+    /// A Patroni switchover to a replica.
+    Switchover,
+    /// A Patroni failover (a replica promoted).
+    Failover,
+    /// The local topology's leader SIGKILLed (Patroni and PostgreSQL).
+    KillPrimary,
 }
 
 /// Every action's name, for messages.
 pub const ACTIONS: &str = "vacuum, vacuum_analyze, analyze, checkpoint, reindex_concurrently, \
      create_index_concurrently, terminate_backends, replica_stop, replica_start, \
-     primary_restart, sql";
+     primary_restart, sql, switchover, failover, kill_primary";
 
 impl Action {
     /// The action's name, as written in a profile.
@@ -79,6 +86,9 @@ impl Action {
             Action::ReplicaStart(_) => "replica_start",
             Action::PrimaryRestart => "primary_restart",
             Action::Sql(_) => "sql",
+            Action::Switchover => "switchover",
+            Action::Failover => "failover",
+            Action::KillPrimary => "kill_primary",
         }
     }
 
@@ -136,6 +146,9 @@ impl Action {
             "replica_stop" => Ok(Action::ReplicaStop(replica()?)),
             "replica_start" => Ok(Action::ReplicaStart(replica()?)),
             "primary_restart" => none(Action::PrimaryRestart),
+            "switchover" => none(Action::Switchover),
+            "failover" => none(Action::Failover),
+            "kill_primary" => none(Action::KillPrimary),
             "sql" => match arg.map(str::trim) {
                 Some(statement) if !statement.is_empty() => Ok(Action::Sql(statement.into())),
                 _ => Err("sql needs a statement".into()),

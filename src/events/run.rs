@@ -52,6 +52,8 @@ pub struct Context<'a> {
     pub table: &'a TableSpec,
     /// The start of the load: events' times count from it.
     pub origin: Instant,
+    /// The Patroni cluster, for switchover, failover and kill_primary.
+    pub patroni: &'a super::failover::Patroni,
     /// Called with (action, true) when an event starts and (action, false) when it ends: the
     /// exporter's `event_active` gauge.
     pub on_change: Option<OnChange>,
@@ -130,6 +132,9 @@ async fn act(action: &Action, ctx: &Context<'_>) -> Result<String, String> {
                 .await
                 .map(|_| String::new())
         }
+        Action::Switchover => ctx.patroni.switchover().await,
+        Action::Failover => ctx.patroni.failover().await,
+        Action::KillPrimary => ctx.patroni.kill_primary().await,
         sql => {
             let target = ctx
                 .endpoints
@@ -187,7 +192,12 @@ async fn on_connection(
             return Ok(format!("{} backends terminated", row.get::<_, i64>(0)));
         }
         Action::Sql(statement) => client.batch_execute(statement).await?,
-        Action::ReplicaStop(_) | Action::ReplicaStart(_) | Action::PrimaryRestart => {}
+        Action::ReplicaStop(_)
+        | Action::ReplicaStart(_)
+        | Action::PrimaryRestart
+        | Action::Switchover
+        | Action::Failover
+        | Action::KillPrimary => {}
     }
     Ok(String::new())
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::run::EventRecord;
 use super::visibility::{delays, ms, Probe};
+use crate::engine::ledger::Outage;
 use crate::engine::stats::{histogram, HistorySample, Timeline};
 use crate::workload::ops::Op;
 
@@ -63,6 +64,11 @@ pub struct EventReport {
     pub record: EventRecord,
     /// Before, during, after (absent for an event that did not start).
     pub windows: Option<Windows>,
+    /// The stretches of failed writes or reads that began from a second before it to a minute
+    /// after its end: its outage, first and last failure by class, and when writes and reads
+    /// succeeded again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<Outage>,
 }
 
 /// Before, during, after.
@@ -97,6 +103,8 @@ pub struct Measured<'a> {
     pub timeline: &'a Timeline,
     /// Visibility probes.
     pub probes: &'a [Probe],
+    /// Stretches of failed writes or reads.
+    pub outages: &'a [Outage],
 }
 
 impl Measured<'_> {
@@ -248,9 +256,15 @@ pub fn attribute(records: &[EventRecord], measured: &Measured) -> Vec<EventRepor
         key(a).total_cmp(&key(b))
     });
     let mut previous_end: f64 = 0.0;
+    let starts: Vec<f64> = order.iter().filter_map(|r| r.started_s).collect();
     order
         .into_iter()
         .map(|record| {
+            // An outage belongs to the last event that began before it.
+            let next_start = record
+                .started_s
+                .and_then(|s| starts.iter().copied().find(|t| *t > s))
+                .unwrap_or(f64::INFINITY);
             let windows = match (record.started_s, record.ended_s) {
                 (Some(start), Some(end)) => {
                     let before = measured.window(previous_end.min(start), start);
@@ -266,9 +280,23 @@ pub fn attribute(records: &[EventRecord], measured: &Measured) -> Vec<EventRepor
                 }
                 _ => None,
             };
+            let outages = match (record.started_s, record.ended_s) {
+                (Some(start), Some(end)) => measured
+                    .outages
+                    .iter()
+                    .filter(|o| {
+                        o.first_failure_s >= start - 1.0
+                            && o.first_failure_s <= end + 60.0
+                            && o.first_failure_s < next_start - 1.0
+                    })
+                    .cloned()
+                    .collect(),
+                _ => Vec::new(),
+            };
             EventReport {
                 record: record.clone(),
                 windows,
+                outages,
             }
         })
         .collect()

@@ -22,6 +22,7 @@ use crate::db::schema::TableSpec;
 use crate::db::target::ConnectError;
 use crate::db::Endpoints;
 use crate::engine::arrivals::{Pacing, Schedule, ScheduleReport};
+use crate::engine::ledger::{Outage, WriteCheck};
 use crate::engine::operation::{self, Shared};
 use crate::engine::overhead;
 use crate::engine::stats::{self, HistorySample, Snapshot, StatsHub};
@@ -58,6 +59,10 @@ pub struct LoadResult {
     pub events: Vec<EventRecord>,
     /// The visibility probes on the replicas.
     pub probes: Vec<Probe>,
+    /// Whether every acknowledged write is on the primary after the run.
+    pub writes: Option<WriteCheck>,
+    /// Stretches of failed writes or reads.
+    pub outages: Vec<Outage>,
 }
 
 /// Why the load test could not run.
@@ -149,6 +154,8 @@ pub struct Job<'a> {
     pub table: &'a TableSpec,
     /// With replicas: how often the visibility probe writes a row (None: no probe).
     pub visibility: Option<Duration>,
+    /// The Patroni cluster the failover events act on.
+    pub patroni: &'a events::failover::Patroni,
 }
 
 /// Runs the Goose load test against `endpoints`.
@@ -228,6 +235,7 @@ pub async fn run(
     let interrupted = goose::is_killswitch_triggered() && !finished_first;
 
     let (max_users, thresholds_failed) = goose_outcome(outcome)?;
+    let writes = shared.ledger.verify(&endpoints.primary).await;
     let snapshot = hub.snapshot();
     let overhead = overhead::Overhead::measure(
         cpu,
@@ -249,6 +257,8 @@ pub async fn run(
         schedule: shared.schedule.as_ref().map(|s| s.report()),
         events,
         probes,
+        writes: Some(writes),
+        outages: shared.ledger.outages(),
     })
 }
 
@@ -280,6 +290,7 @@ fn events_context<'a>(
         endpoints,
         table: job.table,
         origin,
+        patroni: job.patroni,
         on_change,
     }
 }
@@ -328,6 +339,7 @@ async fn share(
         started: Default::default(),
         metrics: observer,
         schedule,
+        ledger: Default::default(),
     }))
 }
 

@@ -53,9 +53,12 @@ pub fn write(
         history: &result.history,
         timeline: &result.timeline,
         probes: &result.probes,
+        outages: &result.outages,
     };
     summary.events = windows::attribute(&result.events, &measured);
     summary.visibility = visibility::summarize(&result.probes);
+    summary.writes = result.writes.clone();
+    summary.outages = result.outages.clone();
     if let Some(profile) = profile {
         summary.profile = Some(profile.source.clone());
         summary.objectives =
@@ -106,8 +109,9 @@ pub fn write(
     Ok((summary.objectives, summary.failure_gate))
 }
 
-/// The exit code of a load test whose reports were written: interrupted, a Goose threshold or
-/// a gating objective breached, too many failures, or success.
+/// The exit code of a load test whose reports were written: interrupted, an acknowledged
+/// write lost, a Goose threshold or a gating objective breached, too many failures, or
+/// success.
 pub fn exit(
     reports: &Reports,
     result: &LoadResult,
@@ -117,9 +121,13 @@ pub fn exit(
     if let Some(failed) = &result.thresholds_failed {
         eprintln!("thresholds breached: {failed}");
     }
+    let lost = result.writes.as_ref().is_some_and(|w| w.missing > 0);
+    if lost {
+        eprintln!("acknowledged writes are missing on the primary: the run fails (exit 3)");
+    }
     if result.interrupted {
         Exit::Interrupted
-    } else if result.thresholds_failed.is_some() || verdict::breached(verdicts) {
+    } else if lost || result.thresholds_failed.is_some() || verdict::breached(verdicts) {
         Exit::SloBreached
     } else {
         reports.failure_gate.exit(gate).unwrap_or(Exit::Success)

@@ -190,6 +190,13 @@ pub struct Summary {
     /// With replicas: how long rows written on the primary took to be visible on each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub visibility: Vec<crate::events::visibility::ReplicaVisibility>,
+    /// Every acknowledged write looked for on the primary after the run: a missing one fails
+    /// the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes: Option<crate::engine::ledger::WriteCheck>,
+    /// Stretches of consecutive failed writes or reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<crate::engine::ledger::Outage>,
     /// Per operation.
     pub operations: Vec<OpSummary>,
     /// All operations together.
@@ -262,6 +269,8 @@ impl Summary {
             schedule: None,
             events: Vec::new(),
             visibility: Vec::new(),
+            writes: None,
+            outages: Vec::new(),
             operations,
             aggregated: OpSummary::of("Aggregated", &snapshot.aggregated(), info.elapsed, false),
         }
@@ -338,6 +347,13 @@ impl Summary {
         if let Some(overhead) = &self.overhead {
             writeln!(w, "{}", overhead.line())?;
         }
+        if let Some(writes) = self
+            .writes
+            .as_ref()
+            .filter(|c| c.acknowledged + c.indeterminate > 0)
+        {
+            writeln!(w, "{}", writes.line())?;
+        }
         self.print_events(&mut w)?;
         Ok(())
     }
@@ -385,6 +401,24 @@ impl Summary {
                 recall,
                 r.outcome
             )?;
+            for o in &e.outages {
+                let classes: Vec<String> =
+                    o.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let since = r.started_s.unwrap_or(o.first_failure_s);
+                writeln!(
+                    w,
+                    "  {:?} failed from {:.1} s to {:.1} s ({}); first success {}",
+                    o.kind,
+                    o.first_failure_s,
+                    o.last_failure_s,
+                    classes.join(", "),
+                    o.recovered_s
+                        .map_or("none before the end".into(), |t| format!(
+                            "at {t:.1} s, {:.1} s after the event began",
+                            t - since
+                        ))
+                )?;
+            }
         }
         for v in &self.visibility {
             writeln!(

@@ -17,6 +17,7 @@ mod dashboard;
 mod datasets;
 mod events;
 mod exit_codes;
+mod failover;
 mod faults;
 mod filter;
 mod fuzz;
