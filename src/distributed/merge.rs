@@ -417,7 +417,10 @@ fn timeline(records: &[&WorkerRecord]) -> Timeline {
         .filter_map(|(t, name, v)| Some((*t, Op::from_name(name)?, *v)))
         .collect();
     recall.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Every generator polled the same primary: generator 0's view.
+    let replication_lag_s = records[0].replication_lag_s.clone();
     Timeline {
+        replication_lag_s,
         pool_usage_pct,
         recall,
     }

@@ -80,6 +80,9 @@ pub struct WorkerRecord {
     /// Its outages.
     #[serde(default)]
     pub outages: Vec<crate::engine::ledger::Outage>,
+    /// (seconds since the history's start, largest replica lag).
+    #[serde(default)]
+    pub replication_lag_s: Vec<(f64, f64)>,
 }
 
 /// One operation's counters (its histograms are in `histograms.hlog`).
@@ -180,6 +183,7 @@ impl WorkerRecord {
             probes: result.probes.clone(),
             writes: result.writes.clone(),
             outages: result.outages.clone(),
+            replication_lag_s: result.timeline.replication_lag_s.clone(),
         }
     }
 

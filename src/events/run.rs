@@ -39,6 +39,10 @@ pub struct EventRecord {
     pub ended_at: Option<String>,
     /// `ok`, `ok: …` (what it did), `failed: …`, or `not started: the load ended first`.
     pub outcome: String,
+    /// After a failover or restart: every write acknowledged so far, looked for on the new
+    /// primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes: Option<crate::engine::ledger::WriteCheck>,
 }
 
 /// Told (action, true) when an event starts and (action, false) when it ends.
@@ -54,6 +58,8 @@ pub struct Context<'a> {
     pub origin: Instant,
     /// The Patroni cluster, for switchover, failover and kill_primary.
     pub patroni: &'a super::failover::Patroni,
+    /// The rows written so far, checked on the new primary after a failover.
+    pub ledger: Option<Arc<crate::engine::ledger::Ledger>>,
     /// Called with (action, true) when an event starts and (action, false) when it ends: the
     /// exporter's `event_active` gauge.
     pub on_change: Option<OnChange>,
@@ -79,6 +85,7 @@ async fn one(spec: &EventSpec, ctx: &Context<'_>, load_done: CancellationToken) 
         started_at: None,
         ended_at: None,
         outcome: "not started: the load ended first".into(),
+        writes: None,
     };
     let due = tokio::time::Instant::from_std(ctx.origin + spec.at);
     tokio::select! {
@@ -103,6 +110,15 @@ async fn one(spec: &EventSpec, ctx: &Context<'_>, load_done: CancellationToken) 
         Ok(done) => format!("ok: {done}"),
         Err(e) => format!("failed: {e}"),
     };
+    let moved = matches!(
+        spec.action,
+        Action::Switchover | Action::Failover | Action::KillPrimary | Action::PrimaryRestart
+    );
+    if let (true, Some(ledger), true) = (moved, &ctx.ledger, outcome_ok(&record.outcome)) {
+        let check = ledger.verify(&ctx.endpoints.primary).await;
+        eprintln!("event {}: {}", record.label, check.line());
+        record.writes = Some(check);
+    }
     eprintln!(
         "event {}: {} after {:.1} s",
         record.label,
@@ -110,6 +126,10 @@ async fn one(spec: &EventSpec, ctx: &Context<'_>, load_done: CancellationToken) 
         record.ended_s.unwrap_or_default() - record.started_s.unwrap_or_default()
     );
     record
+}
+
+fn outcome_ok(outcome: &str) -> bool {
+    outcome == "ok" || outcome.starts_with("ok: ")
 }
 
 /// Runs one action; says what it did beyond "ok".

@@ -54,6 +54,9 @@ pub struct Window {
     pub recall_samples: usize,
     /// p95 of the visibility delays of rows written in it, the slowest replica's, ms.
     pub visibility_p95_ms: Option<f64>,
+    /// The largest replica replay lag polled in it, seconds.
+    #[serde(default)]
+    pub replication_lag_max_s: Option<f64>,
 }
 
 /// An event and its three windows.
@@ -201,6 +204,13 @@ impl Measured<'_> {
                 .then(|| recall.iter().sum::<f64>() / recall.len() as f64),
             recall_samples: recall.len(),
             visibility_p95_ms,
+            replication_lag_max_s: self
+                .timeline
+                .replication_lag_s
+                .iter()
+                .filter(|(t, _)| *t >= from && *t < to)
+                .map(|(_, lag)| *lag)
+                .reduce(f64::max),
         }
     }
 

@@ -186,7 +186,8 @@ pub async fn run(
     let probing = probing(job, endpoints, &shared);
     let beside = Beside::start(&shared, endpoints, connections.pool_size, status, probing);
     let beside_origin = beside.origin;
-    let events = events_context(job, endpoints, beside_origin, recall.clone());
+    let mut events = events_context(job, endpoints, beside_origin, recall.clone());
+    events.ledger = Some(shared.ledger.clone());
     if let Some(schedule) = &shared.schedule {
         // A signal ends the schedule too: users waiting for an arrival return.
         let (schedule, signal) = (schedule.clone(), shutdown.token());
@@ -292,6 +293,7 @@ fn events_context<'a>(
         origin,
         patroni: job.patroni,
         on_change,
+        ledger: None,
     }
 }
 
@@ -415,7 +417,7 @@ struct Beside {
     // When both started: the history's and the timeline's time 0.
     origin: Instant,
     sampler: tokio::task::JoinHandle<Vec<HistorySample>>,
-    watcher: tokio::task::JoinHandle<(crate::report::verdict::ServerFigures, Vec<(f64, f64)>)>,
+    watcher: tokio::task::JoinHandle<watch::Watched>,
     probe: Option<tokio::task::JoinHandle<Vec<Probe>>>,
 }
 
@@ -464,11 +466,13 @@ impl Beside {
     ) {
         self.stop.cancel();
         let history = self.sampler.await.unwrap_or_default();
-        let (server, pool_usage_pct) = self.watcher.await.unwrap_or_default();
+        let watched = self.watcher.await.unwrap_or_default();
         let timeline = stats::Timeline {
-            pool_usage_pct,
+            pool_usage_pct: watched.pool_usage_pct,
+            replication_lag_s: watched.replication_lag_s,
             recall: Vec::new(),
         };
+        let server = watched.figures;
         let probes = match self.probe {
             Some(p) => p.await.unwrap_or_default(),
             None => Vec::new(),

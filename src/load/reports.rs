@@ -121,7 +121,11 @@ pub fn exit(
     if let Some(failed) = &result.thresholds_failed {
         eprintln!("thresholds breached: {failed}");
     }
-    let lost = result.writes.as_ref().is_some_and(|w| w.missing > 0);
+    let lost = result
+        .writes
+        .iter()
+        .chain(result.events.iter().filter_map(|e| e.writes.as_ref()))
+        .any(|w| w.missing > 0);
     if lost {
         eprintln!("acknowledged writes are missing on the primary: the run fails (exit 3)");
     }

@@ -21,14 +21,18 @@ pub async fn watch(
     pool_size: u32,
     origin: Instant,
     stop: CancellationToken,
-) -> (ServerFigures, Vec<(f64, f64)>) {
+) -> Watched {
     let mut poller = Poller::vitals(primary);
     let mut seen = Seen::default();
     let mut usage = Vec::new();
+    let mut lag = Vec::new();
     let pct = |in_use: u32| in_use as f64 * 100.0 / pool_size.max(1) as f64;
     loop {
         tokio::select! {
-            snapshot = poller.poll() => seen.add(&snapshot),
+            snapshot = poller.poll() => {
+                let now = origin.elapsed().as_secs_f64();
+                lag.extend(seen.add(&snapshot).map(|l| (now, l)));
+            }
             _ = stop.cancelled() => break,
         }
         let busiest = pools.iter().map(Pool::take_recent_peak).max().unwrap_or(0);
@@ -52,7 +56,22 @@ pub async fn watch(
         recall_mean: None,
         visibility_p95_ms: None,
     };
-    (figures, usage)
+    Watched {
+        figures,
+        pool_usage_pct: usage,
+        replication_lag_s: lag,
+    }
+}
+
+/// What the watch saw: the figures of the run, and each second's pool usage and replica lag.
+#[derive(Default)]
+pub struct Watched {
+    /// Over the run.
+    pub figures: ServerFigures,
+    /// (seconds since the start, busiest pool's peak %).
+    pub pool_usage_pct: Vec<(f64, f64)>,
+    /// (seconds since the start, largest replay lag).
+    pub replication_lag_s: Vec<(f64, f64)>,
 }
 
 /// What the polls so far showed.
@@ -64,15 +83,19 @@ struct Seen {
 }
 
 impl Seen {
-    fn add(&mut self, snapshot: &Snapshot) {
+    /// Adds a poll; returns its largest replica lag, if a replica is attached.
+    fn add(&mut self, snapshot: &Snapshot) -> Option<f64> {
         let Some(state) = &snapshot.primary else {
-            return;
+            return None;
         };
         self.first_blocks.get_or_insert(state.blocks);
         self.last_blocks = Some(state.blocks);
         // No replica attached: no lag to speak of (not a lag of 0).
+        let mut now: Option<f64> = None;
         for &(_, lag, _) in &state.replication {
             self.max_lag = Some(self.max_lag.unwrap_or(0.0).max(lag));
+            now = Some(now.unwrap_or(0.0).max(lag));
         }
+        now
     }
 }

@@ -139,6 +139,19 @@ async fn a_switchover_and_a_killed_primary_lose_no_acknowledged_write() {
         "{:?}",
         kill.record
     );
+    for e in [switchover, kill] {
+        let check = e
+            .record
+            .writes
+            .as_ref()
+            .expect("writes checked after the event");
+        assert!(check.checked && check.missing == 0, "{check:?}");
+        let before = &e.windows.as_ref().unwrap().before;
+        assert!(
+            before.replication_lag_max_s.is_some(),
+            "replica lag before: {before:?}"
+        );
+    }
     // Failures only after the first event began, each stretch over before the end.
     for o in &s.outages {
         assert!(

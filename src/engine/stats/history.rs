@@ -129,6 +129,8 @@ pub struct Timeline {
     pub pool_usage_pct: Vec<(f64, f64)>,
     /// Each recall@k sample: its operation and its recall.
     pub recall: Vec<(f64, Op, f64)>,
+    /// The largest replica replay lag at each poll of the primary, seconds.
+    pub replication_lag_s: Vec<(f64, f64)>,
 }
 
 /// The history between samples: [`HistorySampler::sample`] reports what happened since the
