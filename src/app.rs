@@ -350,11 +350,30 @@ pub async fn prepare_data(
         .connect()
         .await
         .map_err(|e| connect_error(primary, e))?;
-    // One process at a time prepares the data (held by this session until it ends): several
-    // generators, or a `setup` beside a run, seed once; the others wait, then reuse it.
-    schema::lock_for_seeding(&client).await?;
+    // One process at a time prepares the data (held by this session until it is released):
+    // several generators, or a `setup` beside a run, seed once; the others wait, then reuse
+    // it. Complete data needs no lock, which a transaction pooler would not keep anyway.
+    let complete = !data.reset && schema::is_complete(&client, &dataset.fingerprint()).await?;
+    if !complete {
+        schema::lock_for_seeding(&client).await?;
+    }
+    let prepared = prepare_table(data, session, primary, &client, dataset).await;
+    if !complete {
+        schema::unlock_seeding(&client).await;
+    }
+    prepared
+}
+
+/// Makes sure pgvector and the table exist, and seeds when needed (under the seeding lock).
+async fn prepare_table(
+    data: &Data,
+    session: &Session,
+    primary: &Target,
+    client: &tokio_postgres::Client,
+    dataset: Arc<Dataset>,
+) -> Result<Arc<Dataset>, AppError> {
     let version = schema::ensure_pgvector(
-        &client,
+        client,
         session.iterative_scan != "off",
         data.table.vector_type == crate::workload::VectorType::Halfvec,
     )
@@ -363,7 +382,7 @@ pub async fn prepare_data(
         .map(|ns| dataset.namespace_name(ns))
         .collect();
     let prepared = schema::prepare(
-        &client,
+        client,
         &data.table,
         &namespaces,
         &dataset.fingerprint(),
@@ -389,7 +408,7 @@ pub async fn prepare_data(
         data.table.shape().rsplit(", ").next().unwrap_or_default()
     );
     let index_started = Instant::now();
-    schema::finish(&client, &data.table, &dataset.describe()).await?;
+    schema::finish(client, &data.table, &dataset.describe()).await?;
     eprintln!(
         "index built in {:.1}s; harness peak memory {:.0} MiB",
         index_started.elapsed().as_secs_f64(),

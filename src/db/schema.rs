@@ -199,10 +199,46 @@ pub async fn pgvector_version(client: &Client) -> Result<String, SchemaError> {
     Ok(row.map(|r| r.get(0)).unwrap_or_default())
 }
 
+/// The advisory lock key that serialises data preparation.
+const SEED_LOCK: &str = "hashtext('pgvector_loadtest_seed')";
+
+/// Whether `memory_entries` holds the complete data of `fingerprint` already: then nothing is
+/// prepared and no lock is needed. Unnamed statements only, so that it works through a
+/// transaction pooler (where a session lock would not hold).
+pub async fn is_complete(client: &Client, fingerprint: &str) -> Result<bool, SchemaError> {
+    let meta: bool = client
+        .query_typed_one(
+            "SELECT to_regclass('pgvector_loadtest_meta') IS NOT NULL \
+             AND to_regclass('memory_entries') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !meta {
+        return Ok(false);
+    }
+    let row = client
+        .query_typed_opt(
+            "SELECT complete AND fingerprint = $1 FROM pgvector_loadtest_meta \
+             WHERE table_name = 'memory_entries'",
+            &[(&fingerprint, tokio_postgres::types::Type::TEXT)],
+        )
+        .await?;
+    Ok(row.is_some_and(|r| r.get(0)))
+}
+
+/// Releases [`lock_for_seeding`]'s lock (the session's end would too, but a pooler may keep
+/// the server session).
+pub async fn unlock_seeding(client: &Client) {
+    let _ = client
+        .execute(&format!("SELECT pg_advisory_unlock({SEED_LOCK})"), &[])
+        .await;
+}
+
 /// Takes the session-level advisory lock that serialises data preparation (schema, seed,
 /// index) among processes on one database; says so when another process holds it.
 pub async fn lock_for_seeding(client: &Client) -> Result<(), SchemaError> {
-    const KEY: &str = "hashtext('pgvector_loadtest_seed')";
+    const KEY: &str = SEED_LOCK;
     let got: bool = client
         .query_one(&format!("SELECT pg_try_advisory_lock({KEY})"), &[])
         .await?

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use tokio_postgres::types::Type;
 
 use crate::db::target::Target;
 use crate::workload::ops::{NewRow, Op};
@@ -163,8 +164,12 @@ impl Ledger {
         let result = loop {
             match present(primary, &acknowledged, &indeterminate).await {
                 Ok(found) => break Ok(found),
-                Err(e) if Instant::now() >= deadline => break Err(e),
-                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                // No primary yet (a failover at the very end): ask again.
+                Err((e, true)) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err((e, _)) => break Err(e),
             }
         };
         match result {
@@ -186,14 +191,21 @@ impl Ledger {
     }
 }
 
-/// (acknowledged rows found, acknowledged rows missing, indeterminate rows found).
+/// (acknowledged rows found, acknowledged rows missing, indeterminate rows found); an error
+/// says whether asking again may help (no connection, or the server going away).
 async fn present(
     primary: &Target,
     acknowledged: &[Row],
     indeterminate: &[Row],
-) -> Result<(u64, Vec<Row>, u64), String> {
-    let client = primary.connect().await.map_err(|e| e.to_string())?;
-    let describe = |e: tokio_postgres::Error| crate::db::target::describe_pg_error(&e);
+) -> Result<(u64, Vec<Row>, u64), (String, bool)> {
+    let client = primary.connect().await.map_err(|e| (e.to_string(), true))?;
+    let describe = |e: tokio_postgres::Error| {
+        let transient = matches!(
+            crate::workload::failure::Failure::from_pg(&e),
+            crate::workload::failure::Failure::ConnectionLost
+        ) || e.code().is_some_and(|c| c.code().starts_with("08"));
+        (crate::db::target::describe_pg_error(&e), transient)
+    };
     let mut missing = Vec::new();
     let mut found = [0u64; 2];
     for (i, rows) in [acknowledged, indeterminate].into_iter().enumerate() {
@@ -203,10 +215,11 @@ async fn present(
         }
         for (ns, keys) in by_namespace {
             for chunk in keys.chunks(CHUNK) {
+                // Unnamed (no prepared statement): it works through a transaction pooler.
                 let there: std::collections::HashSet<String> = client
-                    .query(
+                    .query_typed(
                         "SELECT key FROM memory_entries WHERE namespace = $1 AND key = ANY($2)",
-                        &[&ns, &chunk],
+                        &[(&ns, Type::TEXT), (&chunk, Type::TEXT_ARRAY)],
                     )
                     .await
                     .map_err(describe)?

@@ -73,8 +73,15 @@ pub fn write(
         };
         html::write(w, &summary, &charted)
     })?;
+    print(reports, &summary)?;
+    println!("reports written to {}", dir.display());
+    Ok((summary.objectives, summary.failure_gate))
+}
+
+/// The console: the summary table, the verdicts, the failure gate and a pooler hint.
+fn print(reports: &Reports, summary: &Summary) -> std::io::Result<()> {
     summary.print(std::io::stdout())?;
-    if let Some(profile) = profile {
+    if let Some(profile) = &reports.profile {
         verdict::print(&mut std::io::stdout(), &profile.source, &summary.objectives)?;
     }
     if let Some(line) = reports
@@ -105,8 +112,7 @@ pub fn write(
     {
         println!("hint: {}", crate::workload::failure::POOLER_HINT);
     }
-    println!("reports written to {}", dir.display());
-    Ok((summary.objectives, summary.failure_gate))
+    Ok(())
 }
 
 /// The exit code of a load test whose reports were written: interrupted, an acknowledged

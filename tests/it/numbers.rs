@@ -280,14 +280,15 @@ async fn default_sslmode_costs_no_more_connections_than_disable() {
         "prefer: {opened} opened, {most} open at once; disable: {opened_disabled} opened, \
          {most_disabled} open at once"
     );
-    // Every connection opened is kept (the side connections, setup's and the watcher's,
-    // are the slack), and `prefer` needs no more of them than `disable`.
+    // Every connection opened is kept (the side connections are the slack: data preparation's,
+    // the versions', the watcher's and the acknowledged-write check's), and `prefer` needs no
+    // more of them than `disable`.
     assert!(
-        opened <= most + 2,
+        opened <= most + 4,
         "prefer: {opened} opened, {most} at once"
     );
     assert!(
-        opened_disabled <= most_disabled + 2,
+        opened_disabled <= most_disabled + 4,
         "disable: {opened_disabled} opened, {most_disabled} at once"
     );
     // A busy machine (tests run two at a time, and the run with `prefer` goes first, beside
