@@ -75,6 +75,9 @@ pub struct Poller {
     last_blocks: Option<(i64, i64)>,
     // Table and index sizes too (the exporter), or only what the load test's watch reads.
     sizes: bool,
+    // Polls of the primary that failed in a row: only the first is logged (a failover
+    // would otherwise log one line a second).
+    failing: u32,
 }
 
 impl Poller {
@@ -89,6 +92,7 @@ impl Poller {
             replica_clients,
             last_blocks: None,
             sizes: true,
+            failing: 0,
         }
     }
 
@@ -128,18 +132,31 @@ impl Poller {
 
     /// One poll of every endpoint.
     pub async fn poll(&mut self) -> Snapshot {
-        let primary = match tokio::time::timeout(POLL_TIMEOUT, self.poll_primary()).await {
-            Ok(Ok(state)) => Some(state),
-            Ok(Err(e)) => {
-                log::warn!("polling {}: {e}", self.primary.display());
-                self.primary_client = None;
-                None
+        let failed = match tokio::time::timeout(POLL_TIMEOUT, self.poll_primary()).await {
+            Ok(Ok(state)) => Ok(state),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer in {POLL_TIMEOUT:?}")),
+        };
+        let primary = match failed {
+            Ok(state) => {
+                if self.failing > 0 {
+                    log::warn!(
+                        "polling {}: answering again after {} failed polls",
+                        self.primary.display(),
+                        self.failing
+                    );
+                }
+                self.failing = 0;
+                Some(state)
             }
-            Err(_) => {
-                log::warn!(
-                    "polling {}: no answer in {POLL_TIMEOUT:?}",
-                    self.primary.display()
-                );
+            Err(e) => {
+                if self.failing == 0 {
+                    log::warn!(
+                        "polling {}: {e} (further failures are logged when it answers again)",
+                        self.primary.display()
+                    );
+                }
+                self.failing += 1;
                 self.primary_client = None;
                 None
             }
