@@ -232,10 +232,34 @@ fn ranges(series: &[Series]) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
 /// Draws `series` as lines (and dots, so that a lone point shows) into an SVG string with
 /// `data-points` and a `<title>`.
 pub fn line_chart(chart: &Chart, series: &[Series]) -> String {
+    let series: Vec<Series> = series.iter().map(thin).collect();
     let mut svg = String::new();
-    draw(&mut svg, chart, series);
+    draw(&mut svg, chart, &series);
     let points = series.iter().map(|s| s.points.len()).sum();
     annotate(svg, chart.title, points)
+}
+
+/// Most points a line keeps: an hour of seconds would make the page tens of megabytes.
+const MAX_POINTS: usize = 900;
+/// Lines with more points than this are drawn without a dot per point.
+const DOTS_UP_TO: usize = 120;
+
+/// `s` with at most [`MAX_POINTS`] points: consecutive points in buckets, each bucket's
+/// highest kept (a spike is never smoothed away).
+fn thin(s: &Series) -> Series {
+    let n = s.points.len();
+    if n <= MAX_POINTS {
+        return s.clone();
+    }
+    let bucket = n.div_ceil(MAX_POINTS);
+    Series {
+        name: s.name.clone(),
+        points: s
+            .points
+            .chunks(bucket)
+            .filter_map(|c| c.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)))
+            .collect(),
+    }
 }
 
 /// Draws the chart into `svg`; plotters' errors leave it partly drawn.
@@ -272,7 +296,10 @@ fn draw(svg: &mut String, chart: &Chart, series: &[Series]) {
         let (r, g, b) = PALETTE[i % PALETTE.len()];
         let color = RGBColor(r, g, b).to_rgba();
         let _ = plot.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)));
-        let _ = plot.draw_series(s.points.iter().map(|p| Circle::new(*p, 2, color.filled())));
+        // A dot per point shows a lone point; on a long line it only weighs the page.
+        if s.points.len() <= DOTS_UP_TO {
+            let _ = plot.draw_series(s.points.iter().map(|p| Circle::new(*p, 2, color.filled())));
+        }
     }
     let _ = root.present();
 }
@@ -351,6 +378,24 @@ mod tests {
             "{svg}"
         );
         assert!(svg.trim_end().ends_with("</svg>"), "{svg}");
+    }
+
+    #[test]
+    fn long_lines_are_thinned_keeping_their_spikes() {
+        let mut points: Vec<(f64, f64)> = (0..3600).map(|i| (i as f64, 1.0)).collect();
+        points[1234].1 = 50.0;
+        let s = Series {
+            name: "p99".into(),
+            points,
+        };
+        let thinned = thin(&s);
+        assert!(thinned.points.len() <= MAX_POINTS, "{}", thinned.points.len());
+        assert!(thinned.points.contains(&(1234.0, 50.0)));
+        let short = Series {
+            name: "a".into(),
+            points: vec![(1.0, 2.0)],
+        };
+        assert_eq!(thin(&short), short);
     }
 
     #[test]
