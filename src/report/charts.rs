@@ -389,7 +389,11 @@ mod tests {
             points,
         };
         let thinned = thin(&s);
-        assert!(thinned.points.len() <= MAX_POINTS, "{}", thinned.points.len());
+        assert!(
+            thinned.points.len() <= MAX_POINTS,
+            "{}",
+            thinned.points.len()
+        );
         assert!(thinned.points.contains(&(1234.0, 50.0)));
         let short = Series {
             name: "a".into(),
