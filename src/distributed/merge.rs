@@ -463,14 +463,7 @@ fn schedule(records: &[&WorkerRecord]) -> Option<ScheduleReport> {
         records.iter().filter_map(|r| r.schedule.as_ref()).collect();
     let mut merged = (*reports.first()?).clone();
     for r in &reports[1..] {
-        merged.offered += r.offered;
-        merged.on_time += r.on_time;
-        merged.late += r.late;
-        merged.dropped += r.dropped;
-        merged.offered_per_s += r.offered_per_s;
-        merged.achieved_per_s += r.achieved_per_s;
-        merged.max_lag_s = merged.max_lag_s.max(r.max_lag_s);
-        merged.duration_s = merged.duration_s.max(r.duration_s);
+        merged.add(r);
     }
     Some(merged)
 }

@@ -56,6 +56,21 @@ pub struct ScheduleReport {
     pub max_lag_limit_s: f64,
 }
 
+impl ScheduleReport {
+    /// Adds another generator's arrivals (each had its share of the rate): counts and rates
+    /// add up, the lag and length are the larger.
+    pub fn add(&mut self, other: &ScheduleReport) {
+        self.offered += other.offered;
+        self.on_time += other.on_time;
+        self.late += other.late;
+        self.dropped += other.dropped;
+        self.offered_per_s += other.offered_per_s;
+        self.achieved_per_s += other.achieved_per_s;
+        self.max_lag_s = self.max_lag_s.max(other.max_lag_s);
+        self.duration_s = self.duration_s.max(other.duration_s);
+    }
+}
+
 impl Schedule {
     /// A schedule that starts when the `users` serving it have started (see
     /// [`Schedule::user_started`]) or [`Schedule::start_at`] is first called.
