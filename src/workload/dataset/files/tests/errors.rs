@@ -21,6 +21,7 @@ fn open_err(
 }
 
 #[test]
+// Long (about 100 lines): one bad file per case, each written then opened, read top to bottom.
 fn errors_name_the_file_and_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
